@@ -1,0 +1,43 @@
+# The two commands a fresh clone needs:  make report  (the main job)  and  make test.
+# CIFAR-10 is read from $AML_DATA_DIR/cifar-10-batches-py (default: data/), downloaded if missing.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+.PHONY: setup test test-unit test-notebooks test-report report lab bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## make test: unit tests, every notebook under nbval (small budget), and a smoke build of the PDF
+test: test-unit test-notebooks test-report
+
+test-unit: setup
+	$(PY) -m pytest tests
+
+test-notebooks: setup
+	AML_SMOKE=1 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
+
+test-report: setup
+	$(PY) -m aml.report --smoke --out $$(mktemp -d /tmp/aml-report-XXXXXX) --check
+
+## make report: execute every notebook with the full budget and export report/report.pdf
+report: setup
+	$(PY) -m aml.report --out report
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: setup
+	$(PY) benchmarks/numpy_step.py
+	$(PY) benchmarks/q4_epoch.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,82 @@
+"""Input transforms for the NumPy net: scaling, PCA (optionally whitened), and flip augmentation
+for features that are no longer pixels.
+
+Shapes: N samples, D input features, K kept components.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_nonneg_float, check_positive_int, check_X
+
+
+class PCA:
+    """Project centred data onto its top ``num_components`` principal directions.
+
+    With ``whiten=True`` each component is divided by sqrt(variance + eps), so all of them have
+    (about) unit variance; ``eps`` keeps the tiny, noisy components from being blown up.
+
+    Attributes (after :meth:`fit`): ``mean_`` (D,), ``components_`` (D, K), ``variances_`` (K,),
+    ``explained_variance_ratio_`` (K,).
+    """
+
+    def __init__(self, num_components: int, *, whiten: bool = False, eps: float = 0.0):
+        self.num_components = check_positive_int("num_components", num_components)
+        self.whiten = bool(whiten)
+        self.eps = check_nonneg_float("eps", eps)
+
+    def fit(self, X: np.ndarray, *, max_samples: int | None = 20000, seed=0) -> "PCA":
+        """Estimate the directions from (at most ``max_samples`` random) rows of X (N, D)."""
+        X = check_X(X)
+        if self.num_components > X.shape[1]:
+            raise ValueError(f"The 'num_components' parameter must be at most D={X.shape[1]}. "
+                             f"Got {self.num_components} instead.")
+        if max_samples is not None and X.shape[0] > max_samples:
+            X = X[np.sort(np.random.default_rng(seed).choice(X.shape[0], max_samples, replace=False))]
+        X = X.astype(np.float64)
+        self.mean_ = X.mean(axis=0)
+        Xc = X - self.mean_
+        cov = Xc.T @ Xc / max(X.shape[0] - 1, 1)                      # (D, D)
+        variances, vectors = np.linalg.eigh(cov)                       # ascending
+        order = np.argsort(variances)[::-1][: self.num_components]
+        self.variances_ = np.maximum(variances[order], 0.0)
+        self.components_ = vectors[:, order]                           # (D, K)
+        self.explained_variance_ratio_ = self.variances_ / max(variances.clip(min=0).sum(), 1e-300)
+        return self
+
+    def _projection(self, dtype) -> np.ndarray:
+        P = self.components_
+        if self.whiten:
+            P = P / np.sqrt(self.variances_ + self.eps)
+        return P.astype(dtype)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, K), in X's dtype."""
+        if not hasattr(self, "components_"):
+            raise RuntimeError("PCA.transform called before fit.")
+        X = check_X(X, num_features=self.components_.shape[0])
+        return (X - self.mean_.astype(X.dtype)) @ self._projection(X.dtype)
+
+    def inverse_weights(self, W: np.ndarray) -> np.ndarray:
+        """Map first-layer weights (K, H) that act on PCA features back to pixel space (D, H).
+
+        For z = transform(x) @ W = (x - mean) @ (P @ W), the pixel-space weights are P @ W.
+        """
+        return self._projection(np.float64) @ W
+
+
+class FlipFromTable:
+    """Solver augmentation for transformed inputs: with probability 1/2 a training row is replaced
+    by the same transform of its mirrored image, precomputed in ``X_flipped`` (N, K).
+
+    Call as ``augment(X_batch, batch_indices, rng)`` (the signature :func:`aml.train` expects).
+    """
+
+    def __init__(self, X_flipped: np.ndarray):
+        self.X_flipped = check_X(X_flipped, name="X_flipped")
+
+    def __call__(self, X_batch: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        flip = rng.random(X_batch.shape[0]) < 0.5
+        out = X_batch.copy()
+        out[flip] = self.X_flipped[idx[flip]]
+        return out

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+
+from aml.mlp import (MLPConfig, MultiLayerPerceptron, TensorSplits, augment_batch, build_model, evaluate, fit,
+                     hidden_layers_for_depth, load_checkpoint, pick_device, save_checkpoint, to_tensor_images)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
+def test_depth_counts_linear_layers_and_parameters(depth):
+    hidden = hidden_layers_for_depth(depth, 50)
+    model = MultiLayerPerceptron(3072, hidden, 10)
+    assert model.depth == depth == sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    expected = (3072 * 50 + 50) + (depth - 2) * (50 * 50 + 50) + (50 * 10 + 10)
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_batch_norm_drops_hidden_bias_and_counts():
+    model = MultiLayerPerceptron(12, [8, 6], 3, batch_norm=True, dropout=0.5)
+    # 12*8 + (8+8 BN) + 8*6 + (6+6) + 6*3 + 3
+    assert sum(p.numel() for p in model.parameters()) == 96 + 16 + 48 + 12 + 18 + 3
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 2
+
+
+def test_forward_returns_logits_not_probabilities():
+    torch.manual_seed(0)
+    model = MultiLayerPerceptron(3072, [50], 10, init="kaiming")
+    out = model(torch.randn(4, 3, 32, 32))
+    assert out.shape == (4, 10)
+    assert (out < 0).any() and not torch.allclose(out.sum(1), torch.ones(4))
+
+
+def test_handout_init_statistics():
+    model = build_model(MLPConfig(hidden_layers=(500, 500), init="handout"))
+    for lin in model.linears:
+        assert abs(lin.weight.std().item() - 1e-3) < 5e-5
+        assert abs(lin.weight.mean().item()) < 5e-5
+        assert torch.all(lin.bias == 0)
+
+
+def test_kaiming_init_keeps_activation_scale():
+    model = build_model(MLPConfig(hidden_layers=(512,) * 4, init="kaiming"))
+    x = torch.randn(1000, 3072)
+    h = x
+    for m in model.layers[:-1]:
+        h = m(h)
+    # He init keeps E[h^2] about constant through ReLU layers; the handout's init shrinks it ~1e3x a layer
+    assert 0.3 < h.pow(2).mean().item() / x.pow(2).mean().item() < 3
+
+
+def test_one_adam_step_lowers_loss_on_fixed_batch():
+    torch.manual_seed(0)
+    model = MultiLayerPerceptron(3072, [50], 10, init="kaiming")
+    x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    assert torch.nn.functional.cross_entropy(model(x), y).item() < before.item()
+
+
+def test_pick_device_falls_back_to_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device() == torch.device("cpu")
+    assert pick_device("cpu") == torch.device("cpu")
+
+
+def _tiny_splits(n=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n + 200,), generator=g)
+    # class-dependent mean so a model can learn something
+    X = torch.randn(n + 200, 3, 32, 32, generator=g) * 0.5 + (y.float() / 5 - 1).view(-1, 1, 1, 1)
+    return TensorSplits(X[:n], y[:n], X[n:n + 100], y[n:n + 100], X[n + 100:], y[n + 100:])
+
+
+def test_seeded_fit_repeats_on_cpu_and_learns():
+    data = _tiny_splits()
+    cfg = MLPConfig(hidden_layers=(32, 32), num_epochs=4, batch_size=50, lr=1e-2, init="kaiming", batch_norm=True,
+                    dropout=0.1, flip=True, crop_padding=2, schedule="onecycle", optimizer="adamw", seed=3)
+    (m1, h1), (m2, h2) = fit(cfg, data), fit(cfg, data)
+    assert h1["train_loss"] == h2["train_loss"] and h1["val_acc"] == h2["val_acc"]
+    assert len(h1["val_acc"]) == 4 and h1["val_acc"][-1] > 0.3  # chance is 0.1
+    assert evaluate(m1, data.X_test, data.y_test) == evaluate(m2, data.X_test, data.y_test)
+
+
+def test_checkpoint_round_trip_and_shape_mismatch(tmp_path):
+    cfg = MLPConfig(hidden_layers=(16,), init="kaiming", batch_norm=True)
+    model = build_model(cfg, 3072, 10)
+    path = save_checkpoint(tmp_path / "best.pt", model, cfg, val_acc=0.5)
+    back, back_cfg = load_checkpoint(path)
+    assert back_cfg == cfg
+    for (k, v), (k2, v2) in zip(model.state_dict().items(), back.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+    with pytest.raises(ValueError, match=r"\(16, 3072\).*\(32, 3072\)"):
+        load_checkpoint(path, MultiLayerPerceptron(3072, [32], 10, batch_norm=True))
+
+
+def test_augment_batch_flips_and_crops():
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    out = augment_batch(x, g, flip=True, crop_padding=0)
+    for i in range(2):
+        assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(2))
+    out = augment_batch(x, g, flip=False, crop_padding=4)
+    assert out.shape == x.shape
+    # a crop of the zero-padded image: every non-zero value of out comes from x, shifted by <= 4
+    for i in range(2):
+        nz = out[i][out[i] != 0]
+        assert torch.isin(nz, x[i]).all()
+
+
+def test_to_tensor_images_ranges():
+    imgs = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    imgs[1] = 255
+    t = to_tensor_images(imgs, "handout")
+    assert t.shape == (2, 3, 32, 32) and t.min() == -1 and t.max() == 1
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(hidden_layers=(0,)), "'hidden_layers\\[\\]'"),
+    (dict(num_epochs=0), "'num_epochs'"),
+    (dict(lr=-1.0), "'lr'"),
+    (dict(dropout=1.0), "'dropout'"),
+    (dict(optimizer="rmsprop"), "'optimizer'"),
+    (dict(init="xavier"), "'init'"),
+])
+def test_config_rejects_bad_values(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        MLPConfig(**kwargs)
+
+
+def test_config_rejects_unknown_field_and_int_hidden_layers():
+    with pytest.raises(ValueError, match="Unknown MLPConfig field.*'hiden_layers'"):
+        MLPConfig.from_dict({"hiden_layers": [50]})
+    with pytest.raises(TypeError, match="'hidden_layers'.*sequence"):
+        MultiLayerPerceptron(3072, 50, 10)

@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+import torch
+
+from aml import TwoLayerNet, check_model_gradients, rel_error, softmax
+from conftest import TOY_LOSS_REG_005, TOY_PROBS
+
+
+def test_toy_forward_matches_handout(toy_net, toy_data):
+    X, _ = toy_data
+    assert np.abs(toy_net.loss(X) - TOY_PROBS).sum() < 1e-7
+
+
+def test_toy_loss_matches_handout(toy_net, toy_data):
+    loss, _ = toy_net.loss(*toy_data, reg=0.05)
+    assert abs(loss - TOY_LOSS_REG_005) < 1e-12
+
+
+def test_toy_gradients_match_finite_differences(toy_net, toy_data):
+    errors = check_model_gradients(toy_net, *toy_data, reg=0.05)
+    assert set(errors) == {"W1", "b1", "W2", "b2"}
+    assert max(errors.values()) < 1e-8, errors
+
+
+@pytest.mark.parametrize("N,D,H,C,reg", [(7, 5, 6, 4, 0.1), (3, 9, 4, 2, 0.7), (12, 3, 8, 5, 0.0)])
+def test_random_gradients_match_finite_differences(N, D, H, C, reg):
+    rng = np.random.default_rng(N * D)
+    net = TwoLayerNet(D, H, C, std=0.5, seed=rng)
+    X, y = rng.standard_normal((N, D)), rng.integers(0, C, N)
+    errors = check_model_gradients(net, X, y, reg=reg)
+    # entries near zero (a unit that is almost dead) make the relative error of centred
+    # differences noisy, hence 1e-6 here and 1e-8 on the handout's model
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_dropout_gradients_match_finite_differences():
+    rng = np.random.default_rng(3)
+    net = TwoLayerNet(6, 20, 4, std=0.5, seed=rng, dropout=0.4)
+    X, y = rng.standard_normal((9, 6)), rng.integers(0, 4, 9)
+    errors = check_model_gradients(net, X, y, reg=0.2, dropout_seed=11)
+    assert max(errors.values()) < 1e-7, errors
+    # and the mask really was applied: the loss differs from the no-dropout loss
+    assert net.loss(X, y, reg=0.2, rng=np.random.default_rng(11))[0] != net.loss(X, y, reg=0.2)[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradients_match_torch_autograd(seed):
+    rng = np.random.default_rng(seed)
+    N, D, H, C, reg = 11, 7, 13, 5, 0.3
+    net = TwoLayerNet(D, H, C, std=0.4, seed=rng)
+    X, y = rng.standard_normal((N, D)), rng.integers(0, C, N)
+    loss, grads = net.loss(X, y, reg=reg)
+
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in net.params.items()}
+    scores = torch.relu(torch.tensor(X) @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"]
+    t_loss = torch.nn.functional.cross_entropy(scores, torch.tensor(y)) \
+        + reg * (t["W1"].square().sum() + t["W2"].square().sum())
+    t_loss.backward()
+    assert abs(loss - t_loss.item()) < 1e-12
+    for k in net.params:
+        assert rel_error(grads[k], t[k].grad.numpy()) < 1e-10, k
+
+
+def test_hand_worked_example():
+    # D = H = 1, C = 2, W1 = 1, W2 = [1, -1], x = 1, y = 0:
+    # z2 = a2 = 1, z3 = [1, -1], psi_0 = 1 / (1 + e^-2), J = log(1 + e^-2).
+    # With s = 1 / (1 + e^2): dJ/dz3 = [-s, s], dJ/dW2 = [[-s, s]], dJ/da2 = -s - s = -2s,
+    # so dJ/dW1 = dJ/db1 = -2s. reg 0.5 adds 0.5 * (1 + 2) to J and 2 * 0.5 * W to dW.
+    net = TwoLayerNet(1, 1, 2, seed=0)
+    net.params.update(W1=np.array([[1.0]]), b1=np.zeros(1), W2=np.array([[1.0, -1.0]]), b2=np.zeros(2))
+    X, y = np.array([[1.0]]), np.array([0])
+    s = 1 / (1 + np.e ** 2)
+    loss, grads = net.loss(X, y, reg=0.5)
+    assert loss == pytest.approx(np.log(1 + np.e ** -2) + 1.5, abs=1e-15)
+    np.testing.assert_allclose(grads["b2"], [-s, s], atol=1e-15)
+    np.testing.assert_allclose(grads["W2"], [[1 - s, -1 + s]], atol=1e-15)
+    np.testing.assert_allclose(grads["W1"], [[1 - 2 * s]], atol=1e-15)
+    np.testing.assert_allclose(grads["b1"], [-2 * s], atol=1e-15)
+
+
+def test_float32_stays_float32():
+    rng = np.random.default_rng(0)
+    net = TwoLayerNet(8, 6, 3, std=0.1, seed=0, dtype=np.float32, dropout=0.2)
+    X = rng.standard_normal((5, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 5)
+    loss, grads = net.loss(X, y, reg=0.1, rng=rng)
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert net.loss(X).dtype == np.float32
+    assert all(p.dtype == np.float32 for p in net.params.values())
+
+
+def test_loss_is_stable_for_huge_scores():
+    net = TwoLayerNet(2, 3, 2, seed=0)
+    net.params["W2"][:] = 1e4
+    net.params["W2"][:, 1] = -1e4
+    loss, grads = net.loss(np.array([[100.0, 100.0]]), np.array([1]))
+    assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())
+    assert np.isfinite(softmax(np.array([[1e4, -1e4, 0.0]]))).all()
+
+
+def test_predict_and_seeded_init():
+    a, b = TwoLayerNet(5, 4, 3, seed=7), TwoLayerNet(5, 4, 3, seed=7)
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    assert np.all(a.params["b1"] == 0) and np.all(a.params["b2"] == 0)
+    X = np.random.default_rng(0).standard_normal((6, 5))
+    pred = a.predict(X)
+    assert pred.shape == (6,) and np.issubdtype(pred.dtype, np.integer)
+    np.testing.assert_array_equal(pred, a.loss(X).argmax(axis=1))
+
+
+def test_save_load_round_trip(tmp_path):
+    net = TwoLayerNet(5, 4, 3, seed=1, dtype=np.float32, dropout=0.25)
+    net.save(tmp_path / "net.npz")
+    back = TwoLayerNet.load(tmp_path / "net.npz")
+    assert back.dropout == 0.25 and back.dtype == np.float32
+    assert all(np.array_equal(net.params[k], back.params[k]) for k in net.params)
+    assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("kwargs,exc,words", [
+    (dict(input_size=0), ValueError, "'input_size'"),
+    (dict(hidden_size=-3), ValueError, "'hidden_size'"),
+    (dict(output_size=2.5), TypeError, "'output_size'"),
+    (dict(std=0.0), ValueError, "'std'"),
+    (dict(std=-1e-4), ValueError, "'std'"),
+    (dict(dropout=1.0), ValueError, "'dropout'"),
+    (dict(dropout=-0.1), ValueError, "'dropout'"),
+    (dict(dtype=np.int32), TypeError, "'dtype'"),
+])
+def test_constructor_rejects_bad_input(kwargs, exc, words):
+    args = dict(input_size=4, hidden_size=5, output_size=3) | kwargs
+    with pytest.raises(exc, match=words):
+        TwoLayerNet(**args)
+
+
+@pytest.mark.parametrize("X,y,reg,exc,words", [
+    (np.ones(4), None, 0.0, ValueError, "'X'.*2-D"),
+    (np.ones((2, 5)), None, 0.0, ValueError, "'X'.*4 features"),
+    (np.array([[np.nan, 0, 0, 0]]), None, 0.0, ValueError, "'X'.*finite"),
+    (np.array([[np.inf, 0, 0, 0]]), np.array([0]), 0.0, ValueError, "'X'.*finite"),
+    ([[0.0, 0, 0, 0]], None, 0.0, TypeError, "'X'"),
+    (np.ones((2, 4)), np.array([0.0, 1.0]), 0.0, TypeError, "'y'.*integer"),
+    (np.ones((2, 4)), np.array([0]), 0.0, ValueError, "'y'.*shape"),
+    (np.ones((2, 4)), np.array([0, 3]), 0.0, ValueError, r"'y'.*\[0, 3\)"),
+    (np.ones((2, 4)), np.array([-1, 0]), 0.0, ValueError, "'y'"),
+    (np.ones((2, 4)), np.array([0, 1]), -0.1, ValueError, "'reg'"),
+])
+def test_loss_rejects_bad_input(toy_net, X, y, reg, exc, words):
+    with pytest.raises(exc, match=words):
+        toy_net.loss(X, y, reg=reg)
