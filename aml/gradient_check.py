@@ -40,16 +40,63 @@ def eval_numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: 
     return grad
 
 
-def check_model_gradients(model, X, y, reg=0.0, h=1e-5, *, dropout_seed=None) -> dict[str, float]:
-    """Relative error between ``model.loss``'s analytic gradients and centred differences, per param.
+def numerical_gradients(model, X, y, reg=0.0, h=1e-5, *, dropout_seed=None) -> dict[str, np.ndarray]:
+    """Centred-difference gradient of ``model.loss`` w.r.t. every parameter (dict shaped like params).
 
     With ``dropout_seed`` every loss evaluation draws the same dropout mask (a fresh generator
-    seeded alike), so the dropout backward pass is checked too.
+    seeded alike), so a dropout backward pass can be checked too.
     """
-    def loss_and_grads():
+    def loss(_):
         rng = None if dropout_seed is None else np.random.default_rng(dropout_seed)
-        return model.loss(X, y, reg=reg, rng=rng)
+        return model.loss(X, y, reg=reg, rng=rng)[0]
 
-    _, grads = loss_and_grads()
-    return {name: rel_error(eval_numerical_gradient(lambda _: loss_and_grads()[0], param, h=h), grads[name])
-            for name, param in model.params.items()}
+    return {name: eval_numerical_gradient(loss, param, h=h) for name, param in model.params.items()}
+
+
+def check_model_gradients(model, X, y, reg=0.0, h=1e-5, *, dropout_seed=None) -> dict[str, float]:
+    """Relative error between ``model.loss``'s analytic gradients and centred differences, per param."""
+    rng = None if dropout_seed is None else np.random.default_rng(dropout_seed)
+    _, grads = model.loss(X, y, reg=reg, rng=rng)
+    numeric = numerical_gradients(model, X, y, reg, h, dropout_seed=dropout_seed)
+    return {name: rel_error(numeric[name], grads[name]) for name in model.params}
+
+
+def torch_gradients(params: dict, X, y, reg=0.0) -> dict[str, np.ndarray]:
+    """The two-layer net's loss J~ built in torch (float64) and differentiated by autograd.
+
+    Returns the gradients of J~ w.r.t. ``W1``, ``b1``, ``W2``, ``b2`` and of the unregularised J
+    w.r.t. the scores ``z3`` (N, C): an oracle independent of any hand-written backward pass.
+    """
+    import torch
+
+    t = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in params.items()}
+    z3 = torch.relu(torch.tensor(np.asarray(X, dtype=np.float64)) @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"]
+    z3.retain_grad()
+    data_loss = torch.nn.functional.cross_entropy(z3, torch.as_tensor(y))
+    (data_loss + reg * (t["W1"].square().sum() + t["W2"].square().sum())).backward()
+    return {"z3": z3.grad.numpy(), **{k: v.grad.numpy() for k, v in t.items()}}
+
+
+def assert_gradient_matches(name: str, formula: np.ndarray, tol: float = 1e-8, **references) -> dict[str, float]:
+    """Assert that ``formula`` agrees with every reference array to relative error below ``tol``.
+
+    Returns {reference name: relative error}; raises AssertionError naming the failing reference.
+    """
+    errors = {ref: rel_error(formula, np.asarray(value)) for ref, value in references.items()}
+    bad = {ref: err for ref, err in errors.items() if not err < tol}
+    if bad:
+        raise AssertionError(f"{name}: the formula disagrees with {sorted(bad)} "
+                             f"(relative errors {bad}, tolerance {tol}).")
+    return errors
+
+
+def verify_formula(name: str, formula: np.ndarray, *, exact: dict | None = None, numeric: dict | None = None,
+                   tol: float = 1e-8, numeric_tol: float = 1e-6) -> str:
+    """Assert a hand-derived gradient against exact references (another analytic backward pass,
+    ``torch.autograd``: relative error < ``tol``) and numeric ones (finite differences:
+    < ``numeric_tol``, since centred differences carry ~1e-10 absolute error, which is a large
+    relative error on entries near zero). Returns a one-line summary of the errors.
+    """
+    errors = assert_gradient_matches(name, formula, tol, **(exact or {}))
+    errors |= assert_gradient_matches(name, formula, numeric_tol, **(numeric or {}))
+    return f"{name} {formula.shape}: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
