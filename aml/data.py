@@ -101,13 +101,7 @@ def load_cifar10_images(root=None, *, download=True):
                 f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}. Put the extracted "
                 f"'{FOLDER}' folder of {URL} under {data_root(root)}, or set AML_DATA_DIR to the "
                 "folder that holds it (e.g. AML_DATA_DIR=../shared/data), or pass download=True.")
-        try:
-            download_cifar10(root)
-        except Exception as e:  # offline: say where the data should go
-            raise FileNotFoundError(
-                f"CIFAR-10 not found in {folder} and the download of {URL} failed ({e}). "
-                f"Put the extracted '{FOLDER}' folder under {data_root(root)}, or set AML_DATA_DIR "
-                "to the folder that holds it (e.g. AML_DATA_DIR=../shared/data).") from e
+        ensure_cifar10(root)
     train = [_read_batch(folder / name) for name in TRAIN_FILES]
     X_test, y_test = _read_batch(folder / TEST_FILE)
     X_train = np.concatenate([b[0] for b in train])
@@ -159,3 +153,17 @@ def random_hflip(X_batch: np.ndarray, idx: np.ndarray, rng: np.random.Generator)
     out = X_batch.copy()
     out[flip] = hflip_images(X_batch[flip])
     return out
+
+
+def ensure_cifar10(root=None) -> Path:
+    """Make sure the batches are in place (downloading them if missing); return the batch folder."""
+    folder = data_root(root) / FOLDER
+    if not all((folder / name).is_file() for name in (*TRAIN_FILES, TEST_FILE)):
+        try:
+            download_cifar10(root)
+        except Exception as e:
+            raise FileNotFoundError(
+                f"CIFAR-10 not found in {folder} and the download of {URL} failed ({e}). "
+                f"Put the extracted '{FOLDER}' folder under {data_root(root)}, or set AML_DATA_DIR "
+                "to the folder that holds it (e.g. AML_DATA_DIR=../shared/data).") from e
+    return folder

@@ -8,15 +8,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .utils import IMGS_DIR, atomic_path
+from .utils import atomic_path, imgs_dir
 
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "axes.grid": True, "grid.alpha": 0.3,
                      "axes.spines.top": False, "axes.spines.right": False})
 
 
-def save(fig, name: str, folder: Path = IMGS_DIR) -> Path:
-    """Save ``fig`` as ``<folder>/<name>.png`` (atomically) and return the path."""
-    path = Path(folder) / f"{name}.png"
+def save(fig, name: str, folder: Path | None = None) -> Path:
+    """Save ``fig`` as ``<folder>/<name>.png`` (default: :func:`aml.utils.imgs_dir`), atomically."""
+    path = Path(folder or imgs_dir()) / f"{name}.png"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
     return path
@@ -96,7 +96,7 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     units = (units - lo) / np.maximum(hi - lo, 1e-12)
     ncols = min(10, len(units)) if len(units) <= 50 else 20
     fig, ax = plt.subplots(figsize=(ncols * 0.55, math.ceil(len(units) / ncols) * 0.55 + 0.4))
-    ax.imshow(image_grid(units, ncols=ncols))
+    ax.imshow(image_grid(units, ncols=ncols), interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(f"{title} ({min(H, max_units)} of {H} units)")
     fig.tight_layout()
@@ -104,11 +104,11 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     return fig
 
 
-def class_samples(images: np.ndarray, labels: np.ndarray, class_names, name: str, *, per_class: int = 8, seed=0):
+def class_samples(images: np.ndarray, labels: np.ndarray, class_names, name: str, *, per_class: int = 6, seed=0):
     """A grid of ``per_class`` random uint8 images (N, 32, 32, 3) of each class, one column a class."""
     rng = np.random.default_rng(seed)
     C = len(class_names)
-    fig, axes = plt.subplots(per_class, C, figsize=(C * 0.8, per_class * 0.8 + 0.3))
+    fig, axes = plt.subplots(per_class, C, figsize=(C * 0.6, per_class * 0.6 + 0.3), dpi=80)
     for c in range(C):
         idx = rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
         for r, i in enumerate(idx):

@@ -13,8 +13,21 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-IMGS_DIR = REPO_ROOT / "imgs"
-RESULTS_DIR = REPO_ROOT / "results"
+
+
+def output_root() -> Path:
+    """Where figures (``imgs/``) and results (``results/``) go: ``$AML_OUTPUT_DIR`` if set (CI's
+    small-budget runs write to a temporary folder, so they never overwrite the full run's files),
+    else the repository."""
+    return Path(os.environ.get("AML_OUTPUT_DIR") or REPO_ROOT)
+
+
+def imgs_dir() -> Path:
+    return output_root() / "imgs"
+
+
+def results_dir() -> Path:
+    return output_root() / "results"
 
 
 def set_seed(seed: int) -> None:
@@ -38,6 +51,9 @@ def atomic_path(path: str | os.PathLike):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -80,3 +96,27 @@ def machine_info() -> dict:
     except ImportError:
         pass
     return info
+
+
+def markdown_table(rows: list[dict], columns: dict[str, str] | None = None) -> str:
+    """A Markdown table of ``rows``. ``columns`` maps each key to show to its header; a header may end
+    in ``|fmt`` (a format spec such as ``.3f`` or ``.1e``) to format that column's values."""
+    if not rows:
+        raise ValueError("The 'rows' parameter must hold at least one row. Got an empty list instead.")
+    columns = columns or {k: k for k in rows[0]}
+    heads, fmts = [], []
+    for header in columns.values():
+        name, _, fmt = header.partition("|")
+        heads.append(name)
+        fmts.append(fmt)
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    for row in rows:
+        cells = []
+        for key, fmt in zip(columns, fmts):
+            value = row.get(key, "")
+            try:
+                cells.append(format(float(value) if fmt and not isinstance(value, bool) else value, fmt))
+            except (TypeError, ValueError):
+                cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
