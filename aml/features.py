@@ -36,12 +36,19 @@ class PCA:
         X = X.astype(np.float64)
         self.mean_ = X.mean(axis=0)
         Xc = X - self.mean_
-        cov = Xc.T @ Xc / max(X.shape[0] - 1, 1)                      # (D, D)
-        variances, vectors = np.linalg.eigh(cov)                       # ascending
-        order = np.argsort(variances)[::-1][: self.num_components]
-        self.variances_ = np.maximum(variances[order], 0.0)
-        self.components_ = vectors[:, order]                           # (D, K)
-        self.explained_variance_ratio_ = self.variances_ / max(variances.clip(min=0).sum(), 1e-300)
+        n = max(X.shape[0] - 1, 1)
+        if X.shape[0] < X.shape[1]:                                    # few samples: SVD of the data
+            _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+            variances, vectors = s ** 2 / n, Vt.T                      # descending
+            total = variances.sum()
+        else:                                                          # eigen-decomposition of (D, D) covariance
+            variances, vectors = np.linalg.eigh(Xc.T @ Xc / n)         # ascending
+            variances, vectors = variances[::-1], vectors[:, ::-1]
+            total = variances.clip(min=0).sum()
+        k = self.num_components
+        self.variances_ = np.maximum(variances[:k], 0.0)
+        self.components_ = vectors[:, :k]                              # (D, K)
+        self.explained_variance_ratio_ = self.variances_ / max(total, 1e-300)
         return self
 
     def _projection(self, dtype) -> np.ndarray:
