@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib.ticker
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -131,6 +132,9 @@ def sweep_scatter(rows: list[dict], name: str, *, x="learning_rate", y="reg", co
     fig.colorbar(sc, ax=axes[0])
     axes[1].scatter(xs, cs, s=40)
     axes[1].set(xscale="log", xlabel=x, ylabel=color, title=f"{color} against {x}")
+    for ax in axes:
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     fig.tight_layout()
     save(fig, name)
     return fig

@@ -214,3 +214,15 @@ def run_many(configs: list[NetConfig], data: CIFAR10Split, *, labels: list[str] 
         rows.append({**label, **result.row(note="")})
         results.append(result)
     return rows, results
+
+
+def flip_averaged_predict(model: TwoLayerNet, X: np.ndarray) -> np.ndarray:
+    """Labels (N,) from the mean of the scores of each image and of its mirror image (test-time
+    augmentation). X must hold HWC-flattened pixels (N, 3072), possibly centred and scaled."""
+    return np.argmax(model.scores(X) + model.scores(hflip_images(X)), axis=1)
+
+
+def flip_averaged_accuracy(model: TwoLayerNet, X: np.ndarray, y: np.ndarray, batch_size: int = 5000) -> float:
+    correct = sum(int((flip_averaged_predict(model, X[i:i + batch_size]) == y[i:i + batch_size]).sum())
+                  for i in range(0, X.shape[0], batch_size))
+    return correct / max(X.shape[0], 1)
