@@ -23,7 +23,8 @@ test-unit: setup
 	$(PY) -m pytest tests
 
 test-notebooks: setup
-	AML_SMOKE=1 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
+	AML_SMOKE=1 AML_OUTPUT_DIR=$$(mktemp -d /tmp/aml-nbval-XXXXXX) \
+	  $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
 
 test-report: setup
 	$(PY) -m aml.report --smoke --out $$(mktemp -d /tmp/aml-report-XXXXXX) --check

@@ -1,9 +1,10 @@
 """Time one training epoch of the handout's two-layer MLP (hidden [50], batch 200, Adam) on the CPU,
 fed two ways, same model, same batch size:
 
-  dataloader - the handout's pipeline: a Dataset of uint8 images, per-sample ToTensor + Normalize,
-               a shuffling DataLoader (torchvision's CIFAR10 class itself checks MD5 sums that the
-               offline copy lacks, so an equivalent Dataset over the same arrays is used);
+  dataloader - the handout's pipeline: torchvision's CIFAR10 dataset (each image turned into a PIL
+               image, then ToTensor + Normalize, one sample at a time) in a shuffling DataLoader.
+               torchvision's class itself checks MD5 sums that the offline copy lacks, so a Dataset
+               with the same __getitem__ over the same arrays stands in for it;
   fast       - aml.mlp's path: the whole split normalised once into one tensor, minibatches drawn
                from a seeded randperm by indexing.
 
@@ -18,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
@@ -29,7 +31,7 @@ CONFIG = MLPConfig()  # the handout's: hidden [50], batch 200, Adam lr 1e-3, wei
 
 
 class ArrayCIFAR(Dataset):
-    """torchvision.datasets.CIFAR10's __getitem__, over arrays already in memory."""
+    """torchvision.datasets.CIFAR10's __getitem__ (PIL image, then the transform), over arrays in memory."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
         self.images, self.labels, self.transform = images, labels, transform
@@ -38,7 +40,7 @@ class ArrayCIFAR(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return self.transform(self.images[i]), int(self.labels[i])
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
 def dataloader_epoch(model, loader, optimizer, scheduler) -> float:
@@ -63,10 +65,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="epochs timed per method (interleaved)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (the handout's: 0)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads for both methods (1: what aml.mlp.fit uses for this small model)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     X_all, y_all, _, _ = load_cifar10_images()
     X_tr, y_tr = X_all[:49000], y_all[:49000]
