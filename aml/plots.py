@@ -161,6 +161,8 @@ def layer_scales(stats: dict[str, dict[str, list]], name: str, *, title=""):
     for i, (label, s) in enumerate(stats.items()):
         axes[0].plot(range(1, len(s["activation_std"]) + 1), s["activation_std"], "o-", color=f"C{i}", label=label)
         axes[1].plot(range(1, len(s["grad_std"]) + 1), s["grad_std"], "o-", color=f"C{i}", label=label)
+    for ax in axes:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0].set(yscale="log", xlabel="Linear layer", title="std of the layer's output")
     axes[1].set(yscale="log", xlabel="Linear layer", title="std of dLoss/dW")
     axes[0].legend(fontsize=8)
