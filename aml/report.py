@@ -55,6 +55,7 @@ def execute(path: Path, dest: Path, *, timeout: int | None) -> None:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    start = time.perf_counter()
     try:
         client.execute()
     except CellExecutionError as e:
@@ -62,6 +63,9 @@ def execute(path: Path, dest: Path, *, timeout: int | None) -> None:
             o.get("output_type") == "error" for o in c.get("outputs", []))), None)
         where = f"cell {index}:\n{nb.cells[index].source[:400]}" if index is not None else "a cell"
         raise ReportError(f"Notebook {path.name} failed in {where}\n\n{str(e)[-1500:]}") from None
+    # the run time travels with the outputs, so the report can state it for any mix of runs
+    nb.metadata["aml_run"] = {"seconds": round(time.perf_counter() - start, 1),
+                              "date": time.strftime("%Y-%m-%d %H:%M"), "smoke": os.environ.get("AML_SMOKE") == "1"}
     with atomic_path(dest) as tmp:
         nbformat.write(nb, tmp)
 
@@ -72,6 +76,14 @@ def _keep_output(output) -> bool:
         return False
     data = output.get("data", {})
     return "application/vnd.jupyter.widget-view+json" not in data
+
+
+def recorded_seconds(paths: list[Path]) -> float | None:
+    """Sum of the run times that :func:`execute` recorded in the notebooks (None if any lacks one)."""
+    import nbformat
+
+    times = [nbformat.read(p, as_version=4).metadata.get("aml_run", {}).get("seconds") for p in paths]
+    return None if any(t is None for t in times) else float(sum(times))
 
 
 def front_page(total_seconds: float | None, smoke: bool) -> str:
@@ -164,12 +176,13 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="small budget (AML_SMOKE=1); executes copies under --out")
     parser.add_argument("--no-execute", action="store_true", help="export the notebooks' committed outputs as they are")
     parser.add_argument("--check", action="store_true", help="check the PDF with pdftotext afterwards")
+    parser.add_argument("--only", nargs="+", metavar="NN", default=None,
+                        help="execute only these notebooks (by number, e.g. 03); the others keep their outputs")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     try:
         check_tools()
         paths = notebooks()
-        total = None
         if not args.no_execute:
             from .data import ensure_cifar10
             ensure_cifar10()
@@ -180,14 +193,19 @@ def main(argv=None) -> int:
             executed = []
             for i, path in enumerate(paths, 1):
                 dest = out / "notebooks" / path.name if args.smoke else path
+                if args.only and path.name[:2] not in args.only:
+                    executed.append(path)
+                    continue
                 t = time.perf_counter()
                 print(f"[{i}/{len(paths)}] executing {path.name} ...", flush=True)
                 execute(path, dest, timeout=900 if args.smoke else None)
                 print(f"[{i}/{len(paths)}] {path.name} done in {time.perf_counter() - t:.0f} s", flush=True)
                 executed.append(dest)
             paths = executed
-            total = time.perf_counter() - start
-            print(f"all notebooks executed in {total / 60:.1f} min", flush=True)
+            print(f"notebooks executed in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+        total = recorded_seconds(paths)
+        if total is not None:
+            print(f"total recorded run time of the notebooks: {total / 60:.1f} min", flush=True)
         pdf = export(combine(paths, total, args.smoke), out)
         print(f"wrote {pdf}")
         if args.check:
