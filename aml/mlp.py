@@ -150,6 +150,7 @@ class TensorSplits:
     X_test: torch.Tensor
     y_test: torch.Tensor
     class_names: tuple = CLASS_NAMES
+    normalize: str = "handout"      # how the images were normalised (see to_tensor_images)
 
     @property
     def device(self) -> torch.device:
@@ -191,7 +192,7 @@ def load_tensor_splits(root=None, *, normalize="handout", device=None, num_train
         return to_tensor_images(X, normalize).to(device), torch.from_numpy(y).to(device)
 
     return TensorSplits(*put(X_all[:n_tr], y_all[:n_tr]), *put(X_all[n_tr:n_tr + n_val], y_all[n_tr:n_tr + n_val]),
-                        *put(X_te, y_te))
+                        *put(X_te, y_te), normalize=normalize)
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, *, flip: bool = True,
@@ -234,7 +235,7 @@ class MLPConfig:
     batch_norm: bool = False
     dropout: float = 0.0
     activation: str = "relu"
-    normalize: str = "handout"       # "handout": [-1, 1]; "standard": per-channel z-score
+    normalize: str = "handout"       # the inputs it expects: "handout" [-1, 1], "standard" z-score per channel
     flip: bool = False
     crop_padding: int = 0
     label_smoothing: float = 0.0
@@ -361,6 +362,10 @@ def fit(config: MLPConfig, data: TensorSplits, *, verbose: bool = False, num_tra
     ``train_eval_acc`` (``eval()`` mode, on a fixed subset of ``num_train_eval`` training images),
     ``val_acc`` (per epoch), ``train_seconds``, ``device``.
     """
+    if config.normalize != data.normalize:
+        raise ValueError(f"The config expects inputs normalised as {config.normalize!r}, but the data were "
+                         f"normalised as {data.normalize!r}; load them with load_tensor_splits(normalize="
+                         f"{config.normalize!r}) or change the config.")
     device = data.device
     torch.manual_seed(config.seed)          # dropout masks draw from torch's global generator
     model = build_model(config, data.X_train[0].numel(), len(data.class_names)).to(device)

@@ -106,7 +106,10 @@ def train(model, X, y, X_val, y_val, *, learning_rate=1e-3, learning_rate_decay=
 
     rng = np.random.default_rng(seed) if seed is not None else None
     draw = rng if rng is not None else np.random          # minibatch source
-    aux_rng = rng if rng is not None else np.random.default_rng()
+    # dropout, augmentation and the train-accuracy subset: from ``seed``, or else seeded from the global
+    # generator's current state (read, not advanced, so the handout's minibatch stream is unchanged), so
+    # that np.random.seed(...) makes a seed=None run repeatable too
+    aux_rng = rng if rng is not None else np.random.default_rng(np.random.get_state()[1])
     num_train = X.shape[0]
     iterations_per_epoch = max(num_train // batch_size, 1)
     acc_idx = np.sort(aux_rng.choice(num_train, min(num_train_acc, num_train), replace=False))

@@ -11,7 +11,7 @@ import csv
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -120,7 +120,6 @@ class RunResult:
     val_acc: float
     train_acc: float
     seconds: float
-    extra: dict = field(default_factory=dict)
 
     def row(self, **more) -> dict:
         """A flat results-table row: the config's fields plus the measured figures."""

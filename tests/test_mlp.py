@@ -137,3 +137,8 @@ def test_config_rejects_unknown_field_and_int_hidden_layers():
         MLPConfig.from_dict({"hiden_layers": [50]})
     with pytest.raises(TypeError, match="'hidden_layers'.*sequence"):
         MultiLayerPerceptron(3072, 50, 10)
+
+
+def test_fit_rejects_data_normalised_differently():
+    with pytest.raises(ValueError, match="normalised as 'standard'.*'handout'"):
+        fit(MLPConfig(normalize="standard", num_epochs=1), _tiny_splits())

@@ -116,3 +116,12 @@ def test_train_rejects_bad_data(toy_net, toy_data):
         train(toy_net, X, y, X[:, :2], y)
     with pytest.raises(TypeError, match="'y_val'.*integer"):
         train(toy_net, X, y, X, y.astype(float))
+
+
+def test_seed_none_follows_the_global_generator(toy_data):
+    runs = []
+    for _ in range(2):
+        np.random.seed(3)
+        net = TwoLayerNet(4, 10, 3, std=0.1, seed=0, dropout=0.2)
+        runs.append(_toy_train(net, toy_data)["loss_history"])
+    np.testing.assert_array_equal(runs[0], runs[1])
