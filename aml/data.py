@@ -109,6 +109,12 @@ def load_cifar10_images(root=None, *, download=True):
     return X_train, y_train, X_test, y_test
 
 
+def check_split_sizes(num_training: int, num_validation: int, available: int) -> None:
+    if num_training + num_validation > available:
+        raise ValueError(f"num_training + num_validation must be at most {available}. "
+                         f"Got {num_training} + {num_validation} instead.")
+
+
 def load_cifar10(root=None, *, num_training=49000, num_validation=1000, num_test=1000,
                  subtract_mean=True, download=True, dtype=np.float32) -> CIFAR10Split:
     """The handout's split: the first ``num_training`` training images, the next ``num_validation``
@@ -119,9 +125,7 @@ def load_cifar10(root=None, *, num_training=49000, num_validation=1000, num_test
     num_validation = check_nonneg_int("num_validation", num_validation)
     num_test = check_nonneg_int("num_test", num_test)
     X_all, y_all, X_te, y_te = load_cifar10_images(root, download=download)
-    if num_training + num_validation > X_all.shape[0]:
-        raise ValueError(f"num_training + num_validation must be at most {X_all.shape[0]}. "
-                         f"Got {num_training} + {num_validation} instead.")
+    check_split_sizes(num_training, num_validation, X_all.shape[0])
     if num_test > X_te.shape[0]:
         raise ValueError(f"The 'num_test' parameter must be at most {X_te.shape[0]}. Got {num_test} instead.")
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_choice, check_interval, check_nonneg_int, check_positive_float, check_positive_int
-from .data import CLASS_NAMES, load_cifar10_images
+from .data import CLASS_NAMES, check_split_sizes, load_cifar10_images
 from .utils import atomic_path
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -184,9 +184,7 @@ def load_tensor_splits(root=None, *, normalize="handout", device=None, num_train
     device = pick_device() if device is None else torch.device(device)
     X_all, y_all, X_te, y_te = load_cifar10_images(root, download=download)
     n_tr, n_val = check_positive_int("num_training", num_training), check_nonneg_int("num_validation", num_validation)
-    if n_tr + n_val > X_all.shape[0]:
-        raise ValueError(f"num_training + num_validation must be at most {X_all.shape[0]}. "
-                         f"Got {n_tr} + {n_val} instead.")
+    check_split_sizes(n_tr, n_val, X_all.shape[0])
 
     def put(X, y):
         return to_tensor_images(X, normalize).to(device), torch.from_numpy(y).to(device)

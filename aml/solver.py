@@ -32,9 +32,10 @@ from ._checks import (check_choice, check_interval, check_nonneg_float,
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 
 
-def accuracy(model, X: np.ndarray, y: np.ndarray, batch_size: int = 5000) -> float:
-    """Fraction of rows of X (N, D) that ``model.predict`` labels as y (N,), in chunks."""
-    correct = sum(int((model.predict(X[i:i + batch_size]) == y[i:i + batch_size]).sum())
+def accuracy(model, X: np.ndarray, y: np.ndarray, batch_size: int = 5000, *, predict=None) -> float:
+    """Fraction of rows of X (N, D) labelled as y (N,) by ``predict`` (default ``model.predict``), in chunks."""
+    predict = predict or model.predict
+    correct = sum(int((predict(X[i:i + batch_size]) == y[i:i + batch_size]).sum())
                   for i in range(0, X.shape[0], batch_size))
     return correct / max(X.shape[0], 1)
 

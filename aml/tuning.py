@@ -222,6 +222,5 @@ def flip_averaged_predict(model: TwoLayerNet, X: np.ndarray) -> np.ndarray:
 
 
 def flip_averaged_accuracy(model: TwoLayerNet, X: np.ndarray, y: np.ndarray, batch_size: int = 5000) -> float:
-    correct = sum(int((flip_averaged_predict(model, X[i:i + batch_size]) == y[i:i + batch_size]).sum())
-                  for i in range(0, X.shape[0], batch_size))
-    return correct / max(X.shape[0], 1)
+    """:func:`aml.solver.accuracy` with :func:`flip_averaged_predict`."""
+    return accuracy(model, X, y, batch_size, predict=lambda Xb: flip_averaged_predict(model, Xb))
