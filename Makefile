@@ -31,7 +31,7 @@ test-report: setup
 
 ## make report: execute every notebook with the full budget and export report/report.pdf
 report: setup
-	$(PY) -m aml.report --out report
+	$(PY) -m aml.report --out report $(if $(filter-out 0,$(FORCE)),--force)
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -95,3 +95,37 @@ def check_y(y, *, num_samples: int, num_classes: int, name: str = "y") -> np.nda
         raise ValueError(f"The {name!r} parameter must hold labels in [0, {num_classes}). "
                          f"Got values in [{y.min()}, {y.max()}] instead.")
     return y
+
+
+def check_bool(name: str, value) -> bool:
+    """A real ``bool`` (not 0/1, not a string such as "no")."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"The {name!r} parameter must be a bool. Got {value!r} instead.")
+    return bool(value)
+
+
+def check_seed(name: str, value, *, allow_none: bool = False, allow_generator: bool = False):
+    """An int in [0, 2**32) (NumPy's legacy seeding range), optionally None or a numpy Generator."""
+    if value is None and allow_none:
+        return None
+    if allow_generator and isinstance(value, np.random.Generator):
+        return value
+    expected = "an int in [0, 2**32)" + (" or None" if allow_none else "") + (
+        " or a numpy.random.Generator" if allow_generator else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"The {name!r} parameter must be {expected}. Got {value!r} instead.")
+    if not 0 <= value < 2**32:
+        raise ValueError(f"The {name!r} parameter must be {expected}. Got {value!r} instead.")
+    return int(value)
+
+
+def check_labels(y, *, num_samples: int, name: str = "y") -> np.ndarray:
+    """Integer labels of shape exactly (num_samples,): a (N, 1) column or a length-1 array would
+    broadcast against predictions and give a wrong accuracy without a word."""
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"The {name!r} parameter must hold integer labels. Got dtype {y.dtype} instead.")
+    if y.shape != (num_samples,):
+        raise ValueError(f"The {name!r} parameter must have shape ({num_samples},) to match X. "
+                         f"Got shape {y.shape} instead.")
+    return y

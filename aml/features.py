@@ -1,5 +1,5 @@
-"""Input transforms for the NumPy net: scaling, PCA (optionally whitened), and flip augmentation
-for features that are no longer pixels.
+"""Input transforms for the NumPy net: global scaling and PCA (optionally whitened), and the
+:class:`Preprocessor` that applies the one a config asks for.
 
 Shapes: N samples, D input features, K kept components.
 """
@@ -72,18 +72,25 @@ class PCA:
         return self._projection(np.float64) @ W
 
 
-class FlipFromTable:
-    """Solver augmentation for transformed inputs: with probability 1/2 a training row is replaced
-    by the same transform of its mirrored image, precomputed in ``X_flipped`` (N, K).
+class Preprocessor:
+    """The input transform of a config, fitted on the training split (already mean-centred)."""
 
-    Call as ``augment(X_batch, batch_indices, rng)`` (the signature :func:`aml.train` expects).
-    """
+    def __init__(self, config):
+        self.config = config
+        self.scale = 1.0
+        self.pca: PCA | None = None
 
-    def __init__(self, X_flipped: np.ndarray):
-        self.X_flipped = check_X(X_flipped, name="X_flipped")
+    def fit(self, X_train: np.ndarray) -> "Preprocessor":
+        if self.config.preprocess in ("scale", "pca"):
+            self.scale = float(X_train.std())
+        if self.config.preprocess == "pca":
+            self.pca = PCA(self.config.pca_components, whiten=True, eps=1.0).fit(X_train / self.scale)
+        return self
 
-    def __call__(self, X_batch: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        flip = rng.random(X_batch.shape[0]) < 0.5
-        out = X_batch.copy()
-        out[flip] = self.X_flipped[idx[flip]]
-        return out
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        Z = X / X.dtype.type(self.scale) if self.scale != 1.0 else X
+        return self.pca.transform(Z) if self.pca is not None else Z
+
+    def pixel_weights(self, W1: np.ndarray) -> np.ndarray:
+        """First-layer weights (D', H) mapped back to pixel space (3072, H), for pictures."""
+        return self.pca.inverse_weights(W1) if self.pca is not None else W1

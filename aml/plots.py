@@ -9,7 +9,8 @@ import matplotlib.ticker
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .utils import atomic_path, imgs_dir
+from .files import atomic_path
+from .paths import imgs_dir
 
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "axes.grid": True, "grid.alpha": 0.3,
                      "axes.spines.top": False, "axes.spines.right": False})

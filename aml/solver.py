@@ -12,39 +12,188 @@ Model contract
     returns (N,) integer labels.
 
 Iterations and epochs are different things here. An iteration is one minibatch update. An epoch
-is ``max(N // batch_size, 1)`` iterations; at the end of each one the train and validation
-accuracies are recorded and (with the ``"step"`` schedule) the learning rate is multiplied by
-``learning_rate_decay``. With ``sampling="replacement"`` (the handout's) each minibatch is drawn
-with replacement, independently; with ``sampling="epoch"`` each epoch is one pass over a fresh
-permutation of the training set.
+is ``max(N // batch_size, 1)`` iterations; at the end of each one (and after the last iteration)
+the train and validation accuracies are recorded. With ``sampling="replacement"`` (the handout's)
+each minibatch is drawn with replacement, independently; with ``sampling="epoch"`` each epoch is
+one pass over a fresh permutation of the training set.
+
+The loop below only calls small functions: :func:`minibatch_indices` (which rows),
+:func:`learning_rate_at` (the learning rate of iteration t), an update rule of :mod:`aml.optim`,
+and :func:`check_divergence`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from ._checks import (check_choice, check_interval, check_nonneg_float,
-                      check_positive_float, check_positive_int, check_X, check_y)
+from . import optim
+from ._checks import (check_bool, check_choice, check_interval, check_labels, check_nonneg_float,
+                      check_positive_float, check_positive_int, check_seed, check_X, check_y)
+from .history import new_history
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
+EpochCallback = Callable[[int, dict], None]
+
+#: Training stops with :class:`TrainingDiverged` once a minibatch loss exceeds this multiple of
+#: the first minibatch's loss (or is NaN/inf). A softmax loss that grows 100-fold has left any
+#: useful region; a healthy run's loss falls from its start.
+DIVERGENCE_FACTOR = 100.0
+
+
+@dataclass(frozen=True)
+class SGDConfig:
+    """Every hyper-parameter of :func:`train`, declared, defaulted and validated here only.
+
+    The defaults are those of the handout's ``TwoLayerNet.train``.
+
+    Attributes
+    ----------
+    learning_rate : float > 0
+    learning_rate_decay : float in (0, 1]
+        Per-epoch factor of the ``"step"`` schedule (the handout's 0.95); unused by ``"cosine"``.
+    reg : float >= 0
+        L2 strength lambda passed to ``model.loss``.
+    num_iters : int > 0
+        Number of minibatch updates (unless ``num_epochs`` is set).
+    num_epochs : int > 0 or None
+        If set, overrides ``num_iters``: this many epochs of ``max(N // batch_size, 1)`` iterations.
+    batch_size : int > 0
+    momentum : float in [0, 1)
+        0 is plain SGD; otherwise classical momentum, or Nesterov's with ``nesterov=True``.
+    nesterov : bool
+    sampling : {"replacement", "epoch"}
+    lr_schedule : {"step", "cosine"}
+        ``"step"``: ``learning_rate * learning_rate_decay ** epoch``; ``"cosine"``: anneal from
+        ``learning_rate`` to 0 over the run.
+    keep_best : bool
+        Restore, at the end, the parameters of the epoch with the best validation accuracy.
+    num_train_acc : int > 0
+        Size of the fixed random training subset on which train accuracy is measured each epoch.
+    """
+    learning_rate: float = 1e-3
+    learning_rate_decay: float = 0.95
+    reg: float = 5e-6
+    num_iters: int = 100
+    num_epochs: int | None = None
+    batch_size: int = 200
+    momentum: float = 0.0
+    nesterov: bool = False
+    sampling: str = "replacement"
+    lr_schedule: str = "step"
+    keep_best: bool = False
+    num_train_acc: int = 1000
+
+    def __post_init__(self):
+        check_positive_float("learning_rate", self.learning_rate)
+        decay = check_interval("learning_rate_decay", self.learning_rate_decay, 0.0, 1.0, closed_high=True)
+        if decay == 0:
+            raise ValueError("The 'learning_rate_decay' parameter must be a float in (0, 1]. Got 0.0 instead.")
+        check_nonneg_float("reg", self.reg)
+        check_positive_int("num_iters", self.num_iters)
+        if self.num_epochs is not None:
+            check_positive_int("num_epochs", self.num_epochs)
+        check_positive_int("batch_size", self.batch_size)
+        check_interval("momentum", self.momentum, 0.0, 1.0)
+        check_bool("nesterov", self.nesterov)
+        check_choice("sampling", self.sampling, {"replacement", "epoch"})
+        check_choice("lr_schedule", self.lr_schedule, {"step", "cosine"})
+        check_bool("keep_best", self.keep_best)
+        check_positive_int("num_train_acc", self.num_train_acc)
+
+    def iterations_per_epoch(self, num_train: int) -> int:
+        return max(num_train // self.batch_size, 1)
+
+    def total_iterations(self, num_train: int) -> int:
+        if self.num_epochs is None:
+            return self.num_iters
+        return self.num_epochs * self.iterations_per_epoch(num_train)
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN/inf or grew past :data:`DIVERGENCE_FACTOR` times its start.
+
+    ``history`` holds what was recorded up to the stop; the model has been reset to the parameters
+    named in ``restored`` ("best" validation epoch with ``keep_best``, else the "last finite" ones
+    checked at the previous epoch end, or the initial ones).
+    """
+
+    def __init__(self, message: str, *, iteration: int, history: dict, restored: str):
+        super().__init__(message)
+        self.iteration, self.history, self.restored = iteration, history, restored
+
+
+def minibatch_indices(it: int, *, num_train: int, batch_size: int, sampling: str, draw,
+                      order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Row indices (batch_size,) of iteration ``it`` and the epoch's permutation.
+
+    ``draw`` is a Generator (or the ``np.random`` module, the handout's global source). With
+    ``"epoch"`` sampling a fresh permutation ``order`` is drawn at the start of every epoch.
+    """
+    if sampling == "replacement":
+        return draw.choice(num_train, batch_size, replace=True), order
+    per_epoch = max(num_train // batch_size, 1)
+    k = it % per_epoch
+    if k == 0 or order is None:
+        order = draw.permutation(num_train)
+    return order[k * batch_size:(k + 1) * batch_size], order
+
+
+def learning_rate_at(it: int, config: SGDConfig, *, iterations_per_epoch: int, total: int) -> float:
+    """The learning rate used by iteration ``it`` (0-based) of a run of ``total`` iterations."""
+    if config.lr_schedule == "cosine":
+        return 0.5 * config.learning_rate * (1 + math.cos(math.pi * it / total))
+    return config.learning_rate * config.learning_rate_decay ** (it // iterations_per_epoch)
+
+
+def update_rule(config: SGDConfig) -> Callable:
+    """The :mod:`aml.optim` rule of ``config``, with its momentum bound."""
+    if config.momentum == 0:
+        return optim.sgd
+    rule = optim.nesterov_momentum if config.nesterov else optim.sgd_momentum
+    return lambda w, dw, state, *, lr: rule(w, dw, state, lr=lr, momentum=config.momentum)
+
+
+def check_divergence(loss: float, first_loss: float, it: int, learning_rate: float) -> str | None:
+    """Why the run has diverged at iteration ``it``, or None if it has not."""
+    if not math.isfinite(loss):
+        return f"the training loss became {loss} at iteration {it}"
+    if loss > DIVERGENCE_FACTOR * first_loss:
+        return (f"the training loss grew to {loss:.3g} at iteration {it}, more than {DIVERGENCE_FACTOR:g} "
+                f"times its first value {first_loss:.3g}")
+    return None
 
 
 def accuracy(model, X: np.ndarray, y: np.ndarray, batch_size: int = 5000, *, predict=None) -> float:
     """Fraction of rows of X (N, D) labelled as y (N,) by ``predict`` (default ``model.predict``), in chunks."""
+    batch_size = check_positive_int("batch_size", batch_size)
+    y = check_labels(y, num_samples=X.shape[0])
     predict = predict or model.predict
     correct = sum(int((predict(X[i:i + batch_size]) == y[i:i + batch_size]).sum())
                   for i in range(0, X.shape[0], batch_size))
     return correct / max(X.shape[0], 1)
 
 
-def train(model, X, y, X_val, y_val, *, learning_rate=1e-3, learning_rate_decay=0.95, reg=5e-6,
-          num_iters=100, batch_size=200, momentum=0.0, nesterov=False, sampling="replacement",
-          lr_schedule="step", keep_best=False, augment: Augment | None = None, seed=None,
-          num_train_acc=1000, verbose=False) -> dict:
-    """Train ``model`` with minibatch SGD (optionally with momentum) and return its histories.
+def _copy_params(model) -> dict:
+    return {k: v.copy() for k, v in model.params.items()}
+
+
+def _restore(model, params: dict) -> None:
+    for k, v in params.items():
+        model.params[k][...] = v
+
+
+def _params_finite(model) -> bool:
+    return all(np.isfinite(v).all() for v in model.params.values())
+
+
+def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, augment: Augment | None = None,
+          seed=None, on_epoch: EpochCallback | None = None, verbose: bool = False, **hyper) -> dict:
+    """Train ``model`` with minibatch SGD (optionally with momentum) and return its history.
 
     Parameters
     ----------
@@ -53,57 +202,43 @@ def train(model, X, y, X_val, y_val, *, learning_rate=1e-3, learning_rate_decay=
         Training data.
     X_val, y_val : ndarray (N_val, D) and (N_val,)
         Validation data, for the per-epoch accuracy and for ``keep_best``.
-    learning_rate : float > 0
-    learning_rate_decay : float in (0, 1]
-        Per-epoch factor of the ``"step"`` schedule (the handout's 0.95).
-    reg : float >= 0
-        L2 strength passed to ``model.loss``.
-    num_iters, batch_size : int > 0
-    momentum : float in [0, 1)
-        0 is plain SGD; otherwise classical momentum, or Nesterov's with ``nesterov=True``.
-    sampling : {"replacement", "epoch"}
-        How minibatches are drawn (see the module docstring).
-    lr_schedule : {"step", "cosine"}
-        ``"step"`` multiplies by ``learning_rate_decay`` after each epoch; ``"cosine"`` anneals from
-        ``learning_rate`` to 0 over ``num_iters`` (``learning_rate_decay`` is then unused).
-    keep_best : bool
-        Restore, at the end, the parameters of the epoch with the best validation accuracy.
+    config : SGDConfig, optional
+        The hyper-parameters; ``**hyper`` (any :class:`SGDConfig` field, e.g. the handout's
+        ``learning_rate=..., reg=..., num_iters=...``) replaces single fields of it.
     augment : callable (X_batch, batch_indices, rng) -> X_batch, optional
-        Applied to each training minibatch (e.g. :func:`aml.data.random_hflip`).
+        Applied to each training minibatch (e.g. :func:`aml.flips.random_hflip`).
     seed : None, int or numpy.random.Generator
         The one source of randomness (minibatches, dropout, augmentation, train-accuracy subset).
         ``None`` uses NumPy's global generator for minibatches, as the handout's solver does.
-    num_train_acc : int > 0
-        Size of the fixed random training subset on which train accuracy is measured each epoch.
+    on_epoch : callable (epoch, history) -> None, optional
+        Called after each epoch's accuracies are recorded (e.g. to report to an Optuna trial, which
+        may stop the run by raising).
     verbose : bool
         Show a tqdm progress bar.
 
     Returns
     -------
-    dict with ``loss_history`` (num_iters,), ``train_acc_history`` and ``val_acc_history``
-    (one per epoch), ``lr_history`` (per epoch), ``best_val_acc``, ``best_epoch``,
-    ``iterations_per_epoch`` and ``train_seconds``.
+    The history of :func:`aml.history.new_history`: ``loss_history`` (num_iters,), and per epoch
+    ``epoch_history`` (epochs done, fractional for a partial last epoch), ``train_acc_history``,
+    ``val_acc_history``, ``val_loss_history``, ``lr_history``; plus ``best_val_acc``,
+    ``best_epoch``, ``iterations_per_epoch`` and ``train_seconds``.
 
     Raises
     ------
-    FloatingPointError
-        As soon as the loss becomes NaN or inf.
+    TrainingDiverged (a FloatingPointError)
+        When the loss is NaN/inf or exceeds :data:`DIVERGENCE_FACTOR` times its first value, or a
+        parameter is non-finite at an epoch end; the model is left as that exception describes.
     """
+    unknown = sorted(set(hyper) - {f.name for f in dataclasses.fields(SGDConfig)})
+    if unknown:
+        raise TypeError(f"train() got unknown hyper-parameter(s) {unknown}; valid ones are the fields of "
+                        f"SGDConfig: {[f.name for f in dataclasses.fields(SGDConfig)]}.")
+    config = dataclasses.replace(config or SGDConfig(), **hyper)
     X = check_X(X)
     y = check_y(y, num_samples=X.shape[0], num_classes=np.iinfo(np.int64).max)
     X_val = check_X(X_val, num_features=X.shape[1], name="X_val")
     y_val = check_y(y_val, num_samples=X_val.shape[0], num_classes=np.iinfo(np.int64).max, name="y_val")
-    learning_rate = check_positive_float("learning_rate", learning_rate)
-    learning_rate_decay = check_interval("learning_rate_decay", learning_rate_decay, 0.0, 1.0, closed_high=True)
-    if learning_rate_decay == 0:
-        raise ValueError("The 'learning_rate_decay' parameter must be in (0, 1]. Got 0.0 instead.")
-    reg = check_nonneg_float("reg", reg)
-    num_iters = check_positive_int("num_iters", num_iters)
-    batch_size = check_positive_int("batch_size", batch_size)
-    momentum = check_interval("momentum", momentum, 0.0, 1.0)
-    sampling = check_choice("sampling", sampling, {"replacement", "epoch"})
-    lr_schedule = check_choice("lr_schedule", lr_schedule, {"step", "cosine"})
-    num_train_acc = check_positive_int("num_train_acc", num_train_acc)
+    seed = check_seed("seed", seed, allow_none=True, allow_generator=True)
 
     rng = np.random.default_rng(seed) if seed is not None else None
     draw = rng if rng is not None else np.random          # minibatch source
@@ -112,86 +247,96 @@ def train(model, X, y, X_val, y_val, *, learning_rate=1e-3, learning_rate_decay=
     # that np.random.seed(...) makes a seed=None run repeatable too
     aux_rng = rng if rng is not None else np.random.default_rng(np.random.get_state()[1])
     num_train = X.shape[0]
-    iterations_per_epoch = max(num_train // batch_size, 1)
-    acc_idx = np.sort(aux_rng.choice(num_train, min(num_train_acc, num_train), replace=False))
+    per_epoch = config.iterations_per_epoch(num_train)
+    total = config.total_iterations(num_train)
+    acc_idx = np.sort(aux_rng.choice(num_train, min(config.num_train_acc, num_train), replace=False))
     X_acc, y_acc = X[acc_idx], y[acc_idx]
 
-    velocity = {k: np.zeros_like(v) for k, v in model.params.items()} if momentum else None
-    lr = learning_rate
-    loss_history = np.empty(num_iters)
-    train_acc_history, val_acc_history, lr_history = [], [], []
-    best = (-1.0, 0, None)  # (val_acc, epoch, params)
-    perm = None
-    progress = None
-    if verbose:
-        from tqdm.auto import tqdm
-        progress = tqdm(total=num_iters, desc="SGD", unit="it", leave=False)
+    step = update_rule(config)
+    states = {k: {} for k in model.params}
+    history = new_history(total, iterations_per_epoch=per_epoch)
+    best = {"val_acc": -1.0, "params": None}
+    last_finite = _copy_params(model)
+    order, first_loss = None, None
+    progress = _progress(total) if verbose else None
 
     start = time.perf_counter()
-    for it in range(num_iters):
-        if sampling == "replacement":
-            idx = draw.choice(num_train, batch_size, replace=True)
-        else:
-            k = it % iterations_per_epoch
-            if k == 0:
-                perm = draw.permutation(num_train)
-            idx = perm[k * batch_size:(k + 1) * batch_size]
-        X_batch = X[idx]
-        if augment is not None:
-            X_batch = augment(X_batch, idx, aux_rng)
-        if lr_schedule == "cosine":
-            lr = 0.5 * learning_rate * (1 + math.cos(math.pi * it / num_iters))
+    for it in range(total):
+        idx, order = minibatch_indices(it, num_train=num_train, batch_size=config.batch_size,
+                                       sampling=config.sampling, draw=draw, order=order)
+        X_batch = X[idx] if augment is None else augment(X[idx], idx, aux_rng)
+        lr = learning_rate_at(it, config, iterations_per_epoch=per_epoch, total=total)
+        loss, grads = model.loss(X_batch, y[idx], reg=config.reg, rng=aux_rng)
+        first_loss = loss if first_loss is None else first_loss
+        history["loss_history"][it] = loss
+        reason = check_divergence(loss, first_loss, it, config.learning_rate)
+        if reason is None:
+            for name, param in model.params.items():
+                step(param, grads[name], states[name], lr=lr)
+        if reason is None and ((it + 1) % per_epoch == 0 or it == total - 1):
+            if not _params_finite(model):
+                reason = f"a parameter became non-finite by iteration {it}"
+        if reason is not None:
+            _stop_diverged(model, reason, it, config, history, best, last_finite)
 
-        loss, grads = model.loss(X_batch, y[idx], reg=reg, rng=aux_rng)
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"The training loss became {loss} at iteration {it} (learning_rate={learning_rate}); "
-                "training diverged. Try a smaller learning rate.")
-        loss_history[it] = loss
-
-        for name, param in model.params.items():
-            g = grads[name]
-            if velocity is None:
-                g *= lr                 # in place: the gradient is consumed here, no temporary
-                param -= g
-            elif nesterov:
-                v_prev = velocity[name].copy()
-                velocity[name] *= momentum
-                velocity[name] -= lr * g
-                param += (1 + momentum) * velocity[name] - momentum * v_prev
-            else:
-                velocity[name] *= momentum
-                velocity[name] -= lr * g
-                param += velocity[name]
-
-        if (it + 1) % iterations_per_epoch == 0 or it == num_iters - 1:
-            train_acc_history.append(accuracy(model, X_acc, y_acc))
-            val_acc_history.append(accuracy(model, X_val, y_val))
-            lr_history.append(lr)
-            if keep_best and val_acc_history[-1] > best[0]:
-                best = (val_acc_history[-1], len(val_acc_history),
-                        {k: v.copy() for k, v in model.params.items()})
-            if lr_schedule == "step" and (it + 1) % iterations_per_epoch == 0:
-                lr *= learning_rate_decay
+        if (it + 1) % per_epoch == 0 or it == total - 1:
+            _record_epoch(model, history, it + 1, per_epoch, lr, X_acc, y_acc, X_val, y_val, config.reg)
+            if config.keep_best and history["val_acc_history"][-1] > best["val_acc"]:
+                best = {"val_acc": history["val_acc_history"][-1], "params": _copy_params(model)}
+            last_finite = _copy_params(model)
             if progress is not None:
-                progress.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val_acc_history[-1]:.3f}")
+                progress.set_postfix(loss=f"{loss:.3f}", val_acc=f"{history['val_acc_history'][-1]:.3f}")
+            if on_epoch is not None:
+                on_epoch(len(history["val_acc_history"]), history)
         if progress is not None:
             progress.update(1)
     if progress is not None:
         progress.close()
 
-    val_acc = np.asarray(val_acc_history)
-    best_epoch = int(np.argmax(val_acc)) + 1
-    if keep_best and best[2] is not None:
-        for k, v in best[2].items():
-            model.params[k][...] = v
-    return {
-        "loss_history": loss_history,
-        "train_acc_history": np.asarray(train_acc_history),
-        "val_acc_history": val_acc,
-        "lr_history": np.asarray(lr_history),
-        "best_val_acc": float(val_acc.max()),
-        "best_epoch": best_epoch,
-        "iterations_per_epoch": iterations_per_epoch,
-        "train_seconds": time.perf_counter() - start,
-    }
+    if config.keep_best and best["params"] is not None:
+        _restore(model, best["params"])
+    history["train_seconds"] = time.perf_counter() - start
+    return _finish(history)
+
+
+def _progress(total: int):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="SGD", unit="it", leave=False)
+
+
+def _record_epoch(model, history, done, per_epoch, lr, X_acc, y_acc, X_val, y_val, reg) -> None:
+    history["epoch_history"].append(done / per_epoch)
+    history["train_acc_history"].append(accuracy(model, X_acc, y_acc))
+    history["val_acc_history"].append(accuracy(model, X_val, y_val))
+    history["val_loss_history"].append(_val_loss(model, X_val, y_val, reg))
+    history["lr_history"].append(lr)
+
+
+def _val_loss(model, X_val, y_val, reg) -> float:
+    """The regularised loss on the validation set, without dropout (NaN for an empty set)."""
+    if X_val.shape[0] == 0:
+        return float("nan")
+    return float(model.loss(X_val, y_val, reg=reg)[0])
+
+
+def _stop_diverged(model, reason, it, config, history, best, last_finite) -> None:
+    if config.keep_best and best["params"] is not None:
+        _restore(model, best["params"])
+        restored = "best"
+    else:
+        _restore(model, last_finite)
+        restored = "last finite"
+    history["loss_history"] = history["loss_history"][:it + 1]
+    raise TrainingDiverged(
+        f"Training diverged: {reason} (learning_rate={config.learning_rate}). Try a smaller learning rate. "
+        f"The model was reset to its {restored} parameters.", iteration=it, history=_finish(history),
+        restored=restored)
+
+
+def _finish(history: dict) -> dict:
+    for key in ("epoch_history", "train_acc_history", "val_acc_history", "val_loss_history", "lr_history"):
+        history[key] = np.asarray(history[key], dtype=float)
+    val = history["val_acc_history"]
+    history["best_val_acc"] = float(val.max()) if val.size else float("nan")
+    history["best_epoch"] = int(np.argmax(val)) + 1 if val.size else 0
+    return history

@@ -168,24 +168,50 @@ class TwoLayerNet:
         """Most likely class (N,) int64 for each row of X (N, D)."""
         return np.argmax(self.scores(X), axis=1)
 
+    def train(self, X, y, X_val, y_val, **kwargs) -> dict:
+        """The handout's ``net.train(X, y, X_val, y_val, learning_rate=..., reg=..., num_iters=...,
+        verbose=...)``: delegates to :func:`aml.solver.train` (same keywords) and returns its history."""
+        from .solver import train
+        return train(self, X, y, X_val, y_val, **kwargs)
+
     def save(self, path) -> None:
         """Write the parameters to an ``.npz`` file atomically (temp file, then rename)."""
-        from .utils import atomic_path
+        from .files import atomic_path
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, dropout=np.array(self.dropout), **self.params)
 
     @classmethod
     def load(cls, path) -> "TwoLayerNet":
-        """Rebuild a network from a file written by :meth:`save`."""
-        with np.load(path) as data:
+        """Rebuild a network from a file written by :meth:`save`.
+
+        The file is read with ``allow_pickle=False`` (an untrusted file cannot run code), and its
+        arrays must be finite, of one float dtype, and of consistent shapes W1 (D, H), b1 (H,),
+        W2 (H, C), b2 (C,); otherwise ``ValueError`` names the file and the problem.
+        """
+        with np.load(path, allow_pickle=False) as data:
             missing = [k for k in PARAM_NAMES if k not in data.files]
             if missing:
-                raise ValueError(f"The 'path' file {path} is not a TwoLayerNet checkpoint: "
-                                 f"missing {missing}.")
+                raise ValueError(f"The 'path' file {path} is not a TwoLayerNet checkpoint: missing {missing}.")
             params = {k: data[k] for k in PARAM_NAMES}
             dropout = float(data["dropout"]) if "dropout" in data.files else 0.0
+        _check_loaded_params(params, path)
         D, H = params["W1"].shape
         net = cls(D, H, params["W2"].shape[1], dtype=params["W1"].dtype, seed=0, dropout=dropout)
         net.params = params
         return net
+
+
+def _check_loaded_params(params: dict, path) -> None:
+    dtypes = {k: v.dtype for k, v in params.items()}
+    if len(set(dtypes.values())) != 1 or not np.issubdtype(params["W1"].dtype, np.floating):
+        raise ValueError(f"The checkpoint {path} must hold parameters of one float dtype. Got {dtypes} instead.")
+    W1, b1, W2, b2 = (params[k] for k in PARAM_NAMES)
+    if W1.ndim != 2 or W2.ndim != 2 or W2.shape[0] != W1.shape[1] or b1.shape != (W1.shape[1],) \
+            or b2.shape != (W2.shape[1],):
+        shapes = {k: v.shape for k, v in params.items()}
+        raise ValueError(f"The checkpoint {path} must hold W1 (D, H), b1 (H,), W2 (H, C), b2 (C,). "
+                         f"Got shapes {shapes} instead.")
+    bad = [k for k, v in params.items() if not np.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"The checkpoint {path} must hold finite parameters. Got NaN or inf in {bad} instead.")

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from aml.features import PCA, FlipFromTable
+from aml.features import PCA
+from aml.flips import FlipFromTable
 
 
 def test_pca_recovers_dominant_direction_and_whitens():

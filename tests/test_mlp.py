@@ -80,8 +80,10 @@ def test_seeded_fit_repeats_on_cpu_and_learns():
     cfg = MLPConfig(hidden_layers=(32, 32), num_epochs=4, batch_size=50, lr=1e-2, init="kaiming", batch_norm=True,
                     dropout=0.1, flip=True, crop_padding=2, schedule="onecycle", optimizer="adamw", seed=3)
     (m1, h1), (m2, h2) = fit(cfg, data), fit(cfg, data)
-    assert h1["train_loss"] == h2["train_loss"] and h1["val_acc"] == h2["val_acc"]
-    assert len(h1["val_acc"]) == 4 and h1["val_acc"][-1] > 0.3  # chance is 0.1
+    np.testing.assert_array_equal(h1["loss_history"], h2["loss_history"])
+    assert h1["val_acc_history"] == h2["val_acc_history"]
+    assert len(h1["val_acc_history"]) == 4 and h1["val_acc_history"][-1] > 0.3  # chance is 0.1
+    assert h1["loss_history"].shape == (4 * 8,) and np.isfinite(h1["loss_history"]).all()
     assert evaluate(m1, data.X_test, data.y_test) == evaluate(m2, data.X_test, data.y_test)
 
 

@@ -1,0 +1,98 @@
+"""The test-set ledger: the one door through which test arrays reach a model.
+
+Every evaluation on test appends a row to ``results/test_ledger.csv`` (under ``$AML_OUTPUT_DIR`` in
+smoke runs, so CI never writes to the committed ledger). A configuration is identified by the hash
+of its canonical form (sorted keys, seed excluded), so re-running a notebook appends a row with the
+same hash, and a changed recipe evaluated on test shows as a second hash: a second look.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ._checks import check_labels
+from .files import atomic_path, read_csv, to_jsonable
+from .paths import REPO_ROOT, results_dir
+
+COLUMNS = ("utc", "question", "config_hash", "seed", "n_test", "accuracy", "commit", "smoke")
+
+
+def ledger_path() -> Path:
+    return results_dir() / "test_ledger.csv"
+
+
+def config_hash(config: dict) -> str:
+    """12 hex digits of the SHA-256 of ``config`` as canonical JSON (sorted keys), without its seed."""
+    canonical = {k: v for k, v in to_jsonable(config).items() if k != "seed"}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def current_commit() -> str:
+    """The repository's short commit, with ``+dirty`` when the tree has changes ("unknown" outside git)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+@dataclass(frozen=True)
+class TestEvaluation:
+    """What one ledgered evaluation returns: the accuracy, the predictions (N,) and the ledger row."""
+    accuracy: float
+    predictions: np.ndarray
+    row: dict
+
+
+def evaluate_on_test(question: str, config: dict, seed: int, predict: Callable, X_test, y_test, *,
+                     smoke: bool) -> TestEvaluation:
+    """Predict the test set with ``predict(X_test) -> labels (N,)``, score it, and append the ledger row.
+
+    ``config`` is the canonical configuration of the model (a flat dict); ``seed`` the seed of the
+    tested model. The row is appended before anything is returned, so no test result exists that
+    the ledger does not hold.
+    """
+    predictions = np.asarray(predict(X_test))
+    y = check_labels(np.asarray(y_test), num_samples=len(predictions), name="y_test")
+    accuracy = float((predictions == y).mean()) if len(y) else float("nan")
+    row = {"utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "question": question,
+           "config_hash": config_hash(config), "seed": int(seed), "n_test": len(y),
+           "accuracy": round(accuracy, 4), "commit": current_commit(), "smoke": bool(smoke)}
+    append_row(row)
+    return TestEvaluation(accuracy, predictions, row)
+
+
+def append_row(row: dict, path: Path | None = None) -> None:
+    """Append one row to the ledger (written whole to a temp file, then renamed)."""
+    path = Path(path or ledger_path())
+    rows = read_csv(path) if path.exists() else []
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows([*rows, row])
+
+
+def summary(path: Path | None = None) -> list[dict]:
+    """Per question: test evaluations, distinct configurations evaluated, and the first and last date."""
+    path = Path(path or ledger_path())
+    rows = [r for r in read_csv(path) if r["smoke"] == "False"] if path.exists() else []
+    out = []
+    for question in sorted({r["question"] for r in rows}):
+        mine = [r for r in rows if r["question"] == question]
+        out.append({"question": question, "evaluations": len(mine),
+                    "configurations": len({r["config_hash"] for r in mine}),
+                    "first": mine[0]["utc"][:10], "last": mine[-1]["utc"][:10]})
+    return out

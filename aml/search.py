@@ -1,0 +1,264 @@
+"""Hyper-parameter search with Optuna, one function for both halves (Q3b and Q4).
+
+A study is made once with a seeded TPE sampler (random for its first trials), a Hyperband pruner
+whose resource is the epoch, and a storage. Each trial trains a configuration on a training subset
+(the screening budget), reports validation accuracy after every epoch, and is stopped early when
+Hyperband judges it hopeless; the survivors train to the full screening budget. The study is the
+record: ``study.trials_dataframe()`` becomes the results CSV, and the final configuration is the
+best complete trial.
+
+Storage: a file path (Optuna's journal file, safe for several processes on one machine) or an RDB
+URL such as ``postgresql://user@host/db``, which workers on many machines share::
+
+    python -m aml.search --question q3b --storage results/optuna.journal --study q3b --n-trials 20
+    python -m aml.search --question q4 --depth 3 --storage postgresql://aml@db-host/aml --study q4-depth3 --n-trials 10
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ._checks import check_choice, check_positive_int, check_seed
+
+QUESTIONS = ("q3b", "q4")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a search may spend: trials, epochs per trial (the pruner's resource), and the number
+    of training images each trial sees (a subset screens cheaply; the winner is promoted)."""
+    n_trials: int
+    max_epochs: int
+    min_epochs: int
+    num_train: int
+
+    def __post_init__(self):
+        for name in ("n_trials", "max_epochs", "min_epochs", "num_train"):
+            check_positive_int(name, getattr(self, name))
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(f"The 'min_epochs' parameter must be at most max_epochs={self.max_epochs}. "
+                             f"Got {self.min_epochs} instead.")
+
+
+#: Budgets per question: (full, smoke). Full budgets are sized for this project's 2-core CPU
+#: (notebook 03 within 20 minutes and 04 within 25, searches, seeds and the test included).
+BUDGETS = {
+    "q3b": (Budget(n_trials=30, max_epochs=15, min_epochs=1, num_train=10000),
+            Budget(n_trials=4, max_epochs=2, min_epochs=1, num_train=500)),
+    "q4": (Budget(n_trials=8, max_epochs=8, min_epochs=1, num_train=10000),
+           Budget(n_trials=3, max_epochs=2, min_epochs=1, num_train=500)),
+}
+
+
+def budget(question: str, smoke: bool) -> Budget:
+    check_choice("question", question, QUESTIONS)
+    return BUDGETS[question][1 if smoke else 0]
+
+
+def suggest_q3b(trial, *, smoke: bool = False) -> dict:
+    """The Q3b search space: the NumPy net's knobs that matter (flat NetConfig fields)."""
+    momentum = trial.suggest_categorical("momentum", [0.0, 0.9])
+    p = {
+        "hidden_size": trial.suggest_categorical("hidden_size", [20, 40] if smoke else [500, 1000, 1500, 2000]),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1e-1, log=True),
+        "reg": trial.suggest_float("reg", 1e-5, 1e-1, log=True),
+        "lr_schedule": trial.suggest_categorical("lr_schedule", ["step", "cosine"]),
+        "momentum": momentum,
+        "nesterov": trial.suggest_categorical("nesterov", [False, True]) if momentum > 0 else False,
+        "batch_size": trial.suggest_categorical("batch_size", [100, 200, 400]),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5, step=0.1),
+        "flip": trial.suggest_categorical("flip", [False, True]),
+        "preprocess": trial.suggest_categorical("preprocess", ["mean", "scale"]),
+    }
+    if p["lr_schedule"] == "step":
+        p["learning_rate_decay"] = trial.suggest_float("learning_rate_decay", 0.8, 1.0)
+    return p
+
+
+def suggest_q4(trial, *, smoke: bool = False) -> dict:
+    """The Q4 search space at a fixed depth (flat MLPConfig fields; the depth is the study's)."""
+    return {
+        "width": trial.suggest_categorical("width", [32, 64] if smoke else [256, 512, 1024]),
+        "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-3, 2e-1, log=True),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5, step=0.1),
+        "batch_size": trial.suggest_categorical("batch_size", [128, 256, 512]),
+        "flip": trial.suggest_categorical("flip", [False, True]),
+    }
+
+
+def q3b_config(params: dict, *, epochs: int, seed: int = 0):
+    """The NetConfig of a Q3b trial's ``params``; the fixed parts are the search's budget, not tuning:
+    He initialisation, shuffled epochs, ``epochs`` epochs, keep the best validation epoch."""
+    from .tuning import NetConfig
+    return NetConfig.from_dict({"std": None, "sampling": "epoch", "num_epochs": epochs, "keep_best": True,
+                                "seed": seed, **params})
+
+
+def q4_config(params: dict, *, depth: int, epochs: int, seed: int = 0):
+    """The MLPConfig of a Q4 trial's ``params`` at ``depth``: He init, BatchNorm, AdamW, one-cycle."""
+    from .mlp import MLPConfig, hidden_layers_for_depth
+    p = dict(params)
+    width = p.pop("width")
+    return MLPConfig(hidden_layers=hidden_layers_for_depth(depth, width), num_epochs=epochs, init="kaiming",
+                     batch_norm=True, optimizer="adamw", schedule="onecycle", seed=seed, **p)
+
+
+def make_storage(storage: str | Path):
+    """An RDB URL (contains ``://``) is passed to Optuna as is; anything else is a journal file path."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = str(storage)
+    if "://" in storage:
+        return storage
+    Path(storage).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(storage))
+
+
+def create_study(study_name: str, storage, *, budget: Budget, seed: int = 0):
+    """Create the study, or load it when it exists (so that several workers can join it)."""
+    import optuna
+
+    sampler = optuna.samplers.TPESampler(seed=check_seed("seed", seed), n_startup_trials=min(8, budget.n_trials))
+    pruner = optuna.pruners.HyperbandPruner(min_resource=budget.min_epochs, max_resource=budget.max_epochs,
+                                            reduction_factor=3)
+    return optuna.create_study(study_name=study_name, storage=make_storage(storage), sampler=sampler,
+                               pruner=pruner, direction="maximize", load_if_exists=True)
+
+
+def _reporter(trial) -> Callable[[int, dict], None]:
+    import optuna
+
+    def on_epoch(epoch: int, history: dict) -> None:
+        trial.set_user_attr("epochs", epoch)
+        trial.report(float(history["val_acc_history"][-1]), epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+    return on_epoch
+
+
+def q3b_objective(data, budget: Budget, *, smoke: bool = False):
+    """Objective of a Q3b trial: validation accuracy of the best epoch, on ``budget.num_train`` images."""
+    from .tuning import run_config
+
+    def objective(trial) -> float:
+        start = time.perf_counter()
+        trial.set_user_attr("epochs", 0)
+        try:
+            config = q3b_config(suggest_q3b(trial, smoke=smoke), epochs=budget.max_epochs)
+            result = run_config(config, data, on_epoch=_reporter(trial))
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
+        return float(result.stats["best_val_acc"])
+    return objective
+
+
+def q4_objective(data, budget: Budget, *, depth: int, smoke: bool = False):
+    """Objective of a Q4 trial at ``depth``: the best epoch's validation accuracy."""
+    from .mlp import fit
+
+    def objective(trial) -> float:
+        start = time.perf_counter()
+        trial.set_user_attr("epochs", 0)
+        try:
+            config = q4_config(suggest_q4(trial, smoke=smoke), depth=depth, epochs=budget.max_epochs)
+            _, history = fit(config, data, on_epoch=_reporter(trial))
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
+        return float(history["best_val_acc"])
+    return objective
+
+
+def optimize(study, objective, n_trials: int) -> None:
+    """Run ``n_trials`` trials in this process. A trial that diverges is recorded as FAIL and the search
+    goes on (``catch``); a pruned one as PRUNED."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=check_positive_int("n_trials", n_trials), catch=(FloatingPointError,),
+                   gc_after_trial=False)
+
+
+def trials_table(study):
+    """``study.trials_dataframe()`` with the columns a reader needs: number, state (pruned and failed
+    included), value, params_*, epochs reached, seconds."""
+    df = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs"))
+    df = df.rename(columns={"user_attrs_epochs": "epochs", "user_attrs_seconds": "seconds"})
+    params = sorted(c for c in df.columns if c.startswith("params_"))
+    return df[["number", "state", "value", *params, "epochs", "seconds"]]
+
+
+def best_complete_trial(study):
+    """The best trial that ran to the end (state COMPLETE)."""
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise RuntimeError(f"Study {study.study_name!r} has no complete trial; run more trials.")
+    return max(done, key=lambda t: (t.value, -t.number))
+
+
+def screening_data(question: str, data, num_train: int):
+    """The first ``num_train`` training images of ``data`` (validation unchanged)."""
+    if question == "q3b":
+        n = min(num_train, data.X_train.shape[0])
+        return dataclasses.replace(data, X_train=data.X_train[:n], y_train=data.y_train[:n])
+    return data.subset(min(num_train, data.X_train.shape[0]))
+
+
+def run_search(question: str, data, *, storage, study_name: str, smoke: bool = False, seed: int = 0,
+               depth: int | None = None, n_trials: int | None = None):
+    """Create (or join) the study and run its trials on the screening subset of ``data``; return the study."""
+    b = budget(question, smoke)
+    if n_trials is not None:
+        b = dataclasses.replace(b, n_trials=n_trials)
+    study = create_study(study_name, storage, budget=b, seed=seed)
+    subset = screening_data(question, data, b.num_train)
+    if question == "q3b":
+        objective = q3b_objective(subset, b, smoke=smoke)
+    else:
+        if depth is None:
+            raise ValueError("The 'depth' parameter is required for question 'q4'. Got None instead.")
+        objective = q4_objective(subset, b, depth=depth, smoke=smoke)
+    optimize(study, objective, b.n_trials)
+    return study
+
+
+def _load_data(question: str):
+    if question == "q3b":
+        from .data import load_cifar10
+        return load_cifar10(num_test=0)
+    from .mlp import load_tensor_splits
+    return load_tensor_splits()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Join an Optuna study and run trials (a search worker).")
+    parser.add_argument("--question", required=True, choices=QUESTIONS)
+    parser.add_argument("--storage", required=True, help="journal file path, or an RDB URL (postgresql://...)")
+    parser.add_argument("--study", required=True, help="study name; workers with the same name share it")
+    parser.add_argument("--n-trials", type=int, required=True, help="trials this worker runs")
+    parser.add_argument("--depth", type=int, default=None, help="q4 only: the depth this study tunes")
+    parser.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    parser.add_argument("--smoke", action="store_true", help="the small CI budget")
+    args = parser.parse_args(argv)
+    try:
+        data = _load_data(args.question)
+        study = run_search(args.question, data, storage=args.storage, study_name=args.study, smoke=args.smoke,
+                           seed=args.seed, depth=args.depth, n_trials=args.n_trials)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+        print(f"aml.search: {e}", file=sys.stderr)
+        return 1
+    done = sum(t.state.name == "COMPLETE" for t in study.trials)
+    print(f"study {args.study}: {len(study.trials)} trials in all, {done} complete")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
