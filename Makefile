@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup test test-unit test-notebooks test-report report lab bench clean-venv
+.PHONY: setup test lint test-unit test-notebooks test-report report lab bench clean-venv mutate
 
 setup: $(STAMP)
 
@@ -17,7 +17,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 ## make test: unit tests, every notebook under nbval (small budget), and a smoke build of the PDF
-test: test-unit test-notebooks test-report
+test: lint test-unit test-notebooks test-report
+
+lint: setup
+	$(VENV)/bin/ruff check aml tests benchmarks
 
 test-unit: setup
 	$(PY) -m pytest tests
@@ -42,3 +45,10 @@ bench: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+## make mutate: mutation testing of the core with mutmut (not part of CI; see tests/README.md).
+## Starts from a clean mutants/ folder; the last line printed is killed=K/N.
+mutate: setup
+	rm -rf mutants && mkdir mutants
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run > mutants/run.log 2>&1 || { tail -n 40 mutants/run.log; exit 1; }
+	@$(PY) tests/mutation_score.py

@@ -6,10 +6,10 @@ PyTorch half: :mod:`aml.mlp` (imported on demand, so the NumPy half needs no tor
 from .data import CIFAR10Split, load_cifar10
 from .flips import random_hflip
 from .gradient_check import check_model_gradients, eval_numerical_gradient, rel_error
-from .solver import accuracy, train
-from .two_layer_net import TwoLayerNet, softmax
 from .machine import machine_info
 from .seeding import set_seed
+from .solver import accuracy, train
+from .two_layer_net import TwoLayerNet, softmax
 
 __all__ = ["CIFAR10Split", "TwoLayerNet", "accuracy", "check_model_gradients", "eval_numerical_gradient",
            "load_cifar10", "machine_info", "random_hflip", "rel_error", "set_seed", "softmax", "train"]

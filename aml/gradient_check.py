@@ -1,7 +1,7 @@
 """Numerical gradients by centred differences, and the relative error used to compare them."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,7 +20,8 @@ def eval_numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: 
     """Centred-difference gradient of the scalar ``f`` at ``x``: (f(x + h e_i) - f(x - h e_i)) / 2h.
 
     ``x`` is perturbed in place, one entry at a time, and restored afterwards, so ``f`` may close
-    over it (as with a network's parameter array). Use float64: in float32 the differences are
+    over it (as with a network's parameter array); the entry is restored even if ``f`` raises.
+    Use float64: in float32 the differences are
     dominated by rounding.
     """
     h = check_positive_float("h", h)
@@ -30,12 +31,14 @@ def eval_numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: 
     it = np.nditer(x, flags=["multi_index"])
     for _ in it:
         i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        f_plus = f(x)
-        x[i] = old - h
-        f_minus = f(x)
-        x[i] = old
+        old = x[i].copy()
+        try:
+            x[i] = old + h
+            f_plus = f(x)
+            x[i] = old - h
+            f_minus = f(x)
+        finally:                 # restore even when f raises (Ctrl-C included)
+            x[i] = old
         grad[i] = (f_plus - f_minus) / (2 * h)
     return grad
 
@@ -90,13 +93,23 @@ def assert_gradient_matches(name: str, formula: np.ndarray, tol: float = 1e-8, *
     return errors
 
 
-def verify_formula(name: str, formula: np.ndarray, *, exact: dict | None = None, numeric: dict | None = None,
-                   tol: float = 1e-8, numeric_tol: float = 1e-6) -> str:
+def formula_errors(name: str, formula: np.ndarray, *, exact: dict | None = None, numeric: dict | None = None,
+                   tol: float = 1e-8, numeric_tol: float = 1e-6) -> list[dict]:
     """Assert a hand-derived gradient against exact references (another analytic backward pass,
     ``torch.autograd``: relative error < ``tol``) and numeric ones (finite differences:
     < ``numeric_tol``, since centred differences carry ~1e-10 absolute error, which is a large
-    relative error on entries near zero). Returns a one-line summary of the errors.
+    relative error on entries near zero). Returns one row per reference: ``quantity``, ``reference``,
+    ``error`` (the relative error) and ``bound``.
     """
-    errors = assert_gradient_matches(name, formula, tol, **(exact or {}))
-    errors |= assert_gradient_matches(name, formula, numeric_tol, **(numeric or {}))
-    return f"{name} {formula.shape}: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+    exact_errors = assert_gradient_matches(name, formula, tol, **(exact or {}))
+    numeric_errors = assert_gradient_matches(name, formula, numeric_tol, **(numeric or {}))
+    return [*({"quantity": name, "reference": ref, "error": err, "bound": tol} for ref, err in exact_errors.items()),
+            *({"quantity": name, "reference": ref, "error": err, "bound": numeric_tol}
+              for ref, err in numeric_errors.items())]
+
+
+def verify_formula(name: str, formula: np.ndarray, *, exact: dict | None = None, numeric: dict | None = None,
+                   tol: float = 1e-8, numeric_tol: float = 1e-6) -> str:
+    """:func:`formula_errors` as a one-line summary of the errors."""
+    rows = formula_errors(name, formula, exact=exact, numeric=numeric, tol=tol, numeric_tol=numeric_tol)
+    return f"{name} {formula.shape}: " + ", ".join(f"{r['reference']} {r['error']:.1e}" for r in rows)

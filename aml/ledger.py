@@ -12,9 +12,9 @@ import datetime as _dt
 import hashlib
 import json
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -85,10 +85,12 @@ def append_row(row: dict, path: Path | None = None) -> None:
         writer.writerows([*rows, row])
 
 
-def summary(path: Path | None = None) -> list[dict]:
-    """Per question: test evaluations, distinct configurations evaluated, and the first and last date."""
+def summary(path: Path | None = None, *, include_smoke: bool = False) -> list[dict]:
+    """Per question: test evaluations, distinct configurations evaluated, and the first and last date.
+    Smoke (CI) rows are left out unless ``include_smoke``."""
     path = Path(path or ledger_path())
-    rows = [r for r in read_csv(path) if r["smoke"] == "False"] if path.exists() else []
+    rows = read_csv(path) if path.exists() else []
+    rows = [r for r in rows if include_smoke or r["smoke"] == "False"]
     out = []
     for question in sorted({r["question"] for r in rows}):
         mine = [r for r in rows if r["question"] == question]

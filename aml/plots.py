@@ -2,28 +2,53 @@
 returns it; notebooks show it inline. Nothing here computes a result."""
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
-import matplotlib.ticker
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 from .files import atomic_path
 from .paths import imgs_dir
 
-plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "axes.grid": True, "grid.alpha": 0.3,
-                     "axes.spines.top": False, "axes.spines.right": False})
+#: The style of every figure, applied per figure (``plt.style.context``), so importing this module
+#: changes no global setting of matplotlib.
+STYLE = {"figure.dpi": 110, "savefig.dpi": 130, "axes.grid": True, "grid.alpha": 0.3,
+         "axes.spines.top": False, "axes.spines.right": False}
+
+
+def styled(func):
+    """Run a figure function inside :data:`STYLE`."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with plt.style.context(STYLE):
+            return func(*args, **kwargs)
+    return wrapper
 
 
 def save(fig, name: str, folder: Path | None = None) -> Path:
-    """Save ``fig`` as ``<folder>/<name>.png`` (default: :func:`aml.utils.imgs_dir`), atomically."""
+    """Save ``fig`` as ``<folder>/<name>.png`` (default: :func:`aml.paths.imgs_dir`), atomically."""
     path = Path(folder or imgs_dir()) / f"{name}.png"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
     return path
 
 
+def _integer_epochs(ax) -> None:
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
+def _train_val_legend(ax, handles=(), **kwargs) -> None:
+    """A legend that also says which line style is train and which validation."""
+    from matplotlib.lines import Line2D
+    styles = [Line2D([], [], color="0.3", ls="--", lw=1.2, label="train"),
+              Line2D([], [], color="0.3", ls="-", lw=2, label="validation")]
+    ax.legend(handles=[*handles, *styles], **kwargs)
+
+
+@styled
 def relu_heaviside(name="relu_heaviside"):
     """ReLU(z) and its derivative, the Heaviside step H(z) (taken as 0 at z = 0)."""
     z = np.linspace(-3, 3, 601)
@@ -40,14 +65,19 @@ def relu_heaviside(name="relu_heaviside"):
     return fig
 
 
-def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, logy=False):
-    """Loss per iteration (and a moving average over ``smooth`` iterations if > 1)."""
+@styled
+def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, logy=False, target=None):
+    """Loss per iteration (and a moving average over ``smooth`` iterations if > 1); ``target`` draws a
+    dotted reference line at that loss."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
+    if target is not None:
+        ax.axhline(target, color="C3", ls=":", lw=1.5, label=f"target {target:g}")
     loss_history = np.asarray(loss_history)
     ax.plot(loss_history, lw=1, alpha=0.5 if smooth > 1 else 1, label="per iteration")
     if smooth > 1 and len(loss_history) > smooth:
         avg = np.convolve(loss_history, np.ones(smooth) / smooth, mode="valid")
         ax.plot(np.arange(smooth - 1, len(loss_history)), avg, lw=2, label=f"mean of {smooth}")
+    if smooth > 1 or target is not None:
         ax.legend()
     ax.set(title=title, xlabel="iteration", ylabel="loss")
     if logy:
@@ -57,19 +87,31 @@ def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, lo
     return fig
 
 
-def training_curves(stats: dict, name: str, *, title: str = "", smooth: int = 50):
-    """Loss per iteration, and train / validation accuracy per epoch, of one :func:`aml.train` run."""
+@styled
+def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 50):
+    """One run's history (:mod:`aml.history`): the loss per iteration (and its moving average) and the
+    validation loss per epoch, and train / validation accuracy per epoch, both against epochs (a
+    partial last epoch is drawn where it ended)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    loss = np.asarray(stats["loss_history"])
-    axes[0].plot(loss, lw=0.8, alpha=0.4)
+    loss = np.asarray(history["loss_history"], dtype=float)
+    per_epoch = history["iterations_per_epoch"]
+    x = np.arange(1, len(loss) + 1) / per_epoch
+    axes[0].plot(x, loss, lw=0.8, alpha=0.35, color="C0")
+    handles = []
     if len(loss) > smooth > 1:
-        axes[0].plot(np.arange(smooth - 1, len(loss)), np.convolve(loss, np.ones(smooth) / smooth, "valid"), lw=2)
-    axes[0].set(title="Loss", xlabel="iteration")
-    epochs = np.arange(1, len(stats["val_acc_history"]) + 1)
-    axes[1].plot(epochs, stats["train_acc_history"], "o-", label="train")
-    axes[1].plot(epochs, stats["val_acc_history"], "s-", label="validation")
+        axes[0].plot(x[smooth - 1:], np.convolve(loss, np.ones(smooth) / smooth, "valid"), lw=2, color="C0")
+    epochs = np.asarray(history["epoch_history"], dtype=float)
+    val_loss = np.asarray(history.get("val_loss_history", []), dtype=float)
+    if val_loss.size and np.isfinite(val_loss).any():
+        axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2)
+    axes[0].set(title="Loss (train: every minibatch and its moving average)", xlabel="epoch")
+    _train_val_legend(axes[0], fontsize=8)
+    axes[1].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2)
+    axes[1].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2)
     axes[1].set(title="Accuracy", xlabel="epoch")
-    axes[1].legend()
+    _train_val_legend(axes[1], handles, fontsize=8)
+    for ax in axes:
+        _integer_epochs(ax)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -89,6 +131,7 @@ def image_grid(images: np.ndarray, *, ncols: int, padding: int = 1) -> np.ndarra
     return grid
 
 
+@styled
 def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, title: str = "First-layer weights"):
     """Each column of W1 (3072, H) drawn as a 32x32 colour image, scaled to [0, 1] on its own."""
     H = W1.shape[1]
@@ -96,8 +139,8 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     lo = units.min(axis=(1, 2, 3), keepdims=True)
     hi = units.max(axis=(1, 2, 3), keepdims=True)
     units = (units - lo) / np.maximum(hi - lo, 1e-12)
-    ncols = min(10, len(units)) if len(units) <= 50 else 20
-    fig, ax = plt.subplots(figsize=(ncols * 0.55, math.ceil(len(units) / ncols) * 0.55 + 0.4))
+    ncols = min(10, len(units))
+    fig, ax = plt.subplots(figsize=(ncols * 0.7, math.ceil(len(units) / ncols) * 0.7 + 0.4))
     ax.imshow(image_grid(units, ncols=ncols), interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(f"{title} ({min(H, max_units)} of {H} units)")
@@ -106,22 +149,24 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     return fig
 
 
+@styled
 def class_samples(images: np.ndarray, labels: np.ndarray, class_names, name: str, *, per_class: int = 6, seed=0):
     """A grid of ``per_class`` random uint8 images (N, 32, 32, 3) of each class, one column a class."""
     rng = np.random.default_rng(seed)
     C = len(class_names)
-    fig, axes = plt.subplots(per_class, C, figsize=(C * 0.6, per_class * 0.6 + 0.3), dpi=80)
+    fig, axes = plt.subplots(per_class, C, figsize=(C * 0.85, per_class * 0.75 + 0.4), dpi=80)
     for c in range(C):
         idx = rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
         for r, i in enumerate(idx):
             axes[r, c].imshow(images[i])
             axes[r, c].set_axis_off()
-        axes[0, c].set_title(class_names[c], fontsize=8)
+        axes[0, c].set_title(class_names[c], fontsize=7)
     fig.tight_layout(pad=0.2)
     save(fig, name)
     return fig
 
 
+@styled
 def sweep_scatter(rows: list[dict], name: str, *, x="learning_rate", y="reg", color="val_acc"):
     """Validation accuracy of a random search against learning rate and regularisation (log-log)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -141,21 +186,34 @@ def sweep_scatter(rows: list[dict], name: str, *, x="learning_rate", y="reg", co
     return fig
 
 
-def accuracy_curves(curves: dict[str, dict], name: str, *, title: str = "", train_key="train_acc_history",
-                    val_key="val_acc_history"):
-    """Train (dashed) and validation (solid) accuracy per epoch of several labelled runs."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    for i, (label, h) in enumerate(curves.items()):
-        epochs = np.arange(1, len(h[val_key]) + 1)
-        ax.plot(epochs, h[train_key], "--", color=f"C{i}", lw=1.2)
-        ax.plot(epochs, h[val_key], "-", color=f"C{i}", lw=2, label=label)
-    ax.set(xlabel="epoch", ylabel="accuracy (solid: validation, dashed: train)", title=title)
-    ax.legend(fontsize=8)
+@styled
+def accuracy_curves(curves: dict[str, dict], name: str, *, title: str = "", ncols: int = 1):
+    """Train (dashed) and validation (solid) accuracy per epoch of several labelled histories, in
+    ``ncols`` panels side by side (curves split evenly), so that they do not hide each other."""
+    from matplotlib.lines import Line2D
+    items = list(curves.items())
+    ncols = max(1, min(ncols, len(items)))
+    fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols if ncols > 1 else 7, 3.8), sharey=True, squeeze=False)
+    per_panel = math.ceil(len(items) / ncols)
+    for p, ax in enumerate(axes[0]):
+        handles = []
+        for i, (label, h) in enumerate(items[p * per_panel:(p + 1) * per_panel], start=p * per_panel):
+            epochs = np.asarray(h["epoch_history"], dtype=float)
+            ax.plot(epochs, h["train_acc_history"], "--", color=f"C{i}", lw=1.2)
+            ax.plot(epochs, h["val_acc_history"], "-", color=f"C{i}", lw=2)
+            handles.append(Line2D([], [], color=f"C{i}", lw=2, label=label))
+        ax.set(xlabel="epoch")
+        _integer_epochs(ax)
+        _train_val_legend(ax, handles, fontsize=7)
+    axes[0][0].set(ylabel="accuracy")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     save(fig, name)
     return fig
 
 
+@styled
 def layer_scales(stats: dict[str, dict[str, list]], name: str, *, title=""):
     """Per-layer std of activations and of weight gradients (log scale), one line per network."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -169,6 +227,85 @@ def layer_scales(stats: dict[str, dict[str, list]], name: str, *, title=""):
     axes[0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+@styled
+def search_history(table, name: str, *, title: str = ""):
+    """An Optuna study's trials (``aml.search.trials_table``): the value of each trial by state, the
+    best complete value so far, and the epochs each trial reached before it was stopped."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    colours = {"COMPLETE": "C0", "PRUNED": "C7", "FAIL": "C3"}
+    for state, colour in colours.items():
+        part = table[table["state"] == state]
+        if len(part):
+            values = part["value"].fillna(0.0) if state == "FAIL" else part["value"]
+            axes[0].scatter(part["number"], values, s=25, color=colour, label=f"{state.lower()} ({len(part)})")
+            axes[1].scatter(part["number"], part["epochs"], s=25, color=colour)
+    done = table[table["state"] == "COMPLETE"].sort_values("number")
+    if len(done):
+        axes[0].step(done["number"], done["value"].cummax(), where="post", color="C1", label="best complete so far")
+    axes[0].set(xlabel="trial", ylabel="validation accuracy (last epoch reported)", title="Trials")
+    axes[0].legend(fontsize=8)
+    axes[1].set(xlabel="trial", ylabel="epochs trained", title="Budget spent (Hyperband)")
+    for ax in axes:
+        _integer_epochs(ax)
+    axes[1].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+@styled
+def param_importances(importances: dict[str, float], name: str, *, title: str = "Which hyper-parameters mattered"):
+    """Horizontal bars of hyper-parameter importances (fractions of the explained variance)."""
+    items = sorted(importances.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(items) + 1))
+    ax.barh([k for k, _ in items], [v for _, v in items], color="C0")
+    ax.set(xlabel="importance (PED-ANOVA)", title=title)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+@styled
+def confusion_matrix(matrix: np.ndarray, class_names, name: str, *, title: str = ""):
+    """A (C, C) confusion matrix (rows: true class, columns: predicted), each row normalised to 1."""
+    matrix = np.asarray(matrix, dtype=float)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.2, 5.2))
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(class_names)):
+        for j in range(len(class_names)):
+            ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.grid(False)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+@styled
+def misclassified(images: np.ndarray, true, pred, class_names, name: str, *, ncols: int = 8, title: str = ""):
+    """uint8 images (n, 32, 32, 3), each titled "true / predicted"."""
+    n = len(images)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.15, nrows * 1.35), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if k < n:
+            ax.imshow(images[k])
+            ax.set_title(f"{class_names[true[k]]}\n→ {class_names[pred[k]]}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save(fig, name)
     return fig

@@ -256,16 +256,25 @@ def is_current(path: Path) -> bool:
 
 def plan(paths: list[Path], *, smoke: bool, force: bool, only: set[str]) -> dict[Path, str]:
     """What to do with each notebook: ``"execute"``, ``"reuse"`` (full mode, inputs unchanged since its
-    last full run) or ``"keep"`` (not named by ``--only``)."""
+    last full run, and, for a notebook that :func:`reads_earlier_results`, no earlier notebook executed)
+    or ``"keep"`` (not named by ``--only``)."""
     actions = {}
     for path in paths:
         if only:
             actions[path] = "execute" if path.name[:2] in only else "keep"
-        elif smoke or force or not is_current(path):
+        elif smoke or force or not is_current(path) or (reads_earlier_results(path) and "execute" in actions.values()):
             actions[path] = "execute"
         else:
             actions[path] = "reuse"
     return actions
+
+
+def reads_earlier_results(path: Path) -> bool:
+    """Whether the notebook summarises the results files of the notebooks before it (metadata
+    ``aml.reads_results``): it is executed whenever one of those is."""
+    import nbformat
+
+    return bool(nbformat.read(path, as_version=4).metadata.get("aml", {}).get("reads_results"))
 
 
 def ensure_data() -> None:
@@ -445,6 +454,10 @@ def combine(paths: list[Path], *, smoke: bool = False, status: dict[str, str] | 
     report.metadata["title"] = TITLE
     report.metadata["authors"] = AUTHORS
     runs = {path.name: dict(nb.metadata.get("aml_run", {})) for path, nb in sources}
+    # the sections are named by the questions (Q2, Q3a, ...), so LaTeX adds no numbers of its own
+    unnumbered = nbformat.v4.new_raw_cell(r"\setcounter{secnumdepth}{0}")
+    unnumbered.metadata["raw_mimetype"] = "text/latex"
+    report.cells.append(unnumbered)
     report.cells.append(nbformat.v4.new_markdown_cell(front_page(runs, status or {}, smoke)))
     for _, nb in sources:
         report.cells.extend(c for c in map(report_cell, nb.cells) if c is not None)

@@ -19,9 +19,9 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ._checks import check_choice, check_positive_int, check_seed
 
@@ -31,33 +31,40 @@ QUESTIONS = ("q3b", "q4")
 @dataclass(frozen=True)
 class Budget:
     """How much a search may spend: trials, epochs per trial (the pruner's resource), and the number
-    of training images each trial sees (a subset screens cheaply; the winner is promoted)."""
+    of training images each trial sees (a subset screens cheaply), and ``final_epochs``: the epochs
+    of the promoted runs, which retrain the best complete trial's configuration on the whole training
+    set with several seeds."""
     n_trials: int
     max_epochs: int
     min_epochs: int
     num_train: int
+    final_epochs: int
 
     def __post_init__(self):
-        for name in ("n_trials", "max_epochs", "min_epochs", "num_train"):
+        for name in ("n_trials", "max_epochs", "min_epochs", "num_train", "final_epochs"):
             check_positive_int(name, getattr(self, name))
         if self.min_epochs > self.max_epochs:
             raise ValueError(f"The 'min_epochs' parameter must be at most max_epochs={self.max_epochs}. "
                              f"Got {self.min_epochs} instead.")
 
 
-#: Budgets per question: (full, smoke). Full budgets are sized for this project's 2-core CPU
-#: (notebook 03 within 20 minutes and 04 within 25, searches, seeds and the test included).
+#: Budgets per question and machine: "cpu" is sized for this project's 2-core CPU (notebook 03
+#: within 20 minutes and 04 within 25, searches, seeds and the test included), "gpu" for one CUDA
+#: GPU (Q4 only), "smoke" for CI.
 BUDGETS = {
-    "q3b": (Budget(n_trials=30, max_epochs=15, min_epochs=1, num_train=10000),
-            Budget(n_trials=4, max_epochs=2, min_epochs=1, num_train=500)),
-    "q4": (Budget(n_trials=8, max_epochs=8, min_epochs=1, num_train=10000),
-           Budget(n_trials=3, max_epochs=2, min_epochs=1, num_train=500)),
+    ("q3b", "cpu"): Budget(n_trials=24, max_epochs=12, min_epochs=1, num_train=10000, final_epochs=15),
+    ("q3b", "smoke"): Budget(n_trials=4, max_epochs=2, min_epochs=1, num_train=500, final_epochs=1),
+    ("q4", "cpu"): Budget(n_trials=8, max_epochs=6, min_epochs=1, num_train=10000, final_epochs=10),
+    ("q4", "gpu"): Budget(n_trials=24, max_epochs=15, min_epochs=2, num_train=49000, final_epochs=40),
+    ("q4", "smoke"): Budget(n_trials=3, max_epochs=2, min_epochs=1, num_train=500, final_epochs=1),
 }
 
 
-def budget(question: str, smoke: bool) -> Budget:
+def budget(question: str, smoke: bool, *, gpu: bool = False) -> Budget:
+    """The budget of ``question``: smoke (CI), else the GPU one when ``gpu`` (Q4), else the CPU one."""
     check_choice("question", question, QUESTIONS)
-    return BUDGETS[question][1 if smoke else 0]
+    kind = "smoke" if smoke else ("gpu" if gpu and question == "q4" else "cpu")
+    return BUDGETS[(question, kind)]
 
 
 def suggest_q3b(trial, *, smoke: bool = False) -> dict:
@@ -80,10 +87,12 @@ def suggest_q3b(trial, *, smoke: bool = False) -> dict:
     return p
 
 
-def suggest_q4(trial, *, smoke: bool = False) -> dict:
-    """The Q4 search space at a fixed depth (flat MLPConfig fields; the depth is the study's)."""
+def suggest_q4(trial, *, smoke: bool = False, gpu: bool = False) -> dict:
+    """The Q4 search space at a fixed depth (flat MLPConfig fields; the depth is the study's). Widths
+    are what the machine affords: up to 512 on the CPU budget, up to 3072 on a GPU."""
+    widths = [32, 64] if smoke else ([1024, 2048, 3072] if gpu else [256, 512])
     return {
-        "width": trial.suggest_categorical("width", [32, 64] if smoke else [256, 512, 1024]),
+        "width": trial.suggest_categorical("width", widths),
         "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
         "weight_decay": trial.suggest_float("weight_decay", 1e-3, 2e-1, log=True),
         "dropout": trial.suggest_float("dropout", 0.0, 0.5, step=0.1),
@@ -125,11 +134,21 @@ def create_study(study_name: str, storage, *, budget: Budget, seed: int = 0):
     """Create the study, or load it when it exists (so that several workers can join it)."""
     import optuna
 
-    sampler = optuna.samplers.TPESampler(seed=check_seed("seed", seed), n_startup_trials=min(8, budget.n_trials))
-    pruner = optuna.pruners.HyperbandPruner(min_resource=budget.min_epochs, max_resource=budget.max_epochs,
-                                            reduction_factor=3)
-    return optuna.create_study(study_name=study_name, storage=make_storage(storage), sampler=sampler,
-                               pruner=pruner, direction="maximize", load_if_exists=True)
+    if isinstance(storage, (str, Path)):
+        storage = make_storage(storage)
+    return optuna.create_study(study_name=study_name, storage=storage, sampler=_sampler(budget, seed),
+                               pruner=_pruner(budget), direction="maximize", load_if_exists=True)
+
+
+def _sampler(budget: Budget, seed: int):
+    import optuna
+    return optuna.samplers.TPESampler(seed=check_seed("seed", seed), n_startup_trials=min(8, budget.n_trials))
+
+
+def _pruner(budget: Budget):
+    import optuna
+    return optuna.pruners.HyperbandPruner(min_resource=budget.min_epochs, max_resource=budget.max_epochs,
+                                          reduction_factor=3)
 
 
 def _reporter(trial) -> Callable[[int, dict], None]:
@@ -159,7 +178,7 @@ def q3b_objective(data, budget: Budget, *, smoke: bool = False):
     return objective
 
 
-def q4_objective(data, budget: Budget, *, depth: int, smoke: bool = False):
+def q4_objective(data, budget: Budget, *, depth: int, smoke: bool = False, gpu: bool = False):
     """Objective of a Q4 trial at ``depth``: the best epoch's validation accuracy."""
     from .mlp import fit
 
@@ -167,7 +186,7 @@ def q4_objective(data, budget: Budget, *, depth: int, smoke: bool = False):
         start = time.perf_counter()
         trial.set_user_attr("epochs", 0)
         try:
-            config = q4_config(suggest_q4(trial, smoke=smoke), depth=depth, epochs=budget.max_epochs)
+            config = q4_config(suggest_q4(trial, smoke=smoke, gpu=gpu), depth=depth, epochs=budget.max_epochs)
             _, history = fit(config, data, on_epoch=_reporter(trial))
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
@@ -194,6 +213,25 @@ def trials_table(study):
     return df[["number", "state", "value", *params, "epochs", "seconds"]]
 
 
+def fresh_storage(path: Path):
+    """A journal file at ``path``, emptied first: a notebook's study starts afresh on every run, so
+    re-running it repeats, rather than extends, the search (workers use :func:`make_storage`)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    return make_storage(path)
+
+
+def importances(study) -> dict[str, float]:
+    """PED-ANOVA importances (Optuna's default evaluator, no extra dependency) of the hyper-parameters
+    over the complete trials ({} if fewer than two, or all with one value)."""
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(done) < 2 or len({t.value for t in done}) < 2:
+        return {}
+    return optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+
+
 def best_complete_trial(study):
     """The best trial that ran to the end (state COMPLETE)."""
     import optuna
@@ -213,9 +251,9 @@ def screening_data(question: str, data, num_train: int):
 
 
 def run_search(question: str, data, *, storage, study_name: str, smoke: bool = False, seed: int = 0,
-               depth: int | None = None, n_trials: int | None = None):
+               depth: int | None = None, n_trials: int | None = None, gpu: bool = False):
     """Create (or join) the study and run its trials on the screening subset of ``data``; return the study."""
-    b = budget(question, smoke)
+    b = budget(question, smoke, gpu=gpu)
     if n_trials is not None:
         b = dataclasses.replace(b, n_trials=n_trials)
     study = create_study(study_name, storage, budget=b, seed=seed)
@@ -225,7 +263,7 @@ def run_search(question: str, data, *, storage, study_name: str, smoke: bool = F
     else:
         if depth is None:
             raise ValueError("The 'depth' parameter is required for question 'q4'. Got None instead.")
-        objective = q4_objective(subset, b, depth=depth, smoke=smoke)
+        objective = q4_objective(subset, b, depth=depth, smoke=smoke, gpu=gpu)
     optimize(study, objective, b.n_trials)
     return study
 

@@ -26,14 +26,24 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from . import optim
-from ._checks import (check_bool, check_choice, check_interval, check_labels, check_nonneg_float,
-                      check_positive_float, check_positive_int, check_seed, check_X, check_y)
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_interval,
+    check_labels,
+    check_nonneg_float,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+    check_X,
+    check_y,
+)
 from .history import new_history
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]

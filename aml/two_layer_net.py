@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import (check_interval, check_nonneg_float, check_positive_float, check_positive_int,
-                      check_X, check_y)
+from ._checks import check_interval, check_nonneg_float, check_positive_float, check_positive_int, check_X, check_y
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 

@@ -48,16 +48,41 @@ def test_kaiming_init_keeps_activation_scale():
     assert 0.3 < h.pow(2).mean().item() / x.pow(2).mean().item() < 3
 
 
-def test_one_adam_step_lowers_loss_on_fixed_batch():
+def test_configured_adam_epoch_lowers_the_loss_on_a_fixed_batch():
+    # aml's optimiser and epoch, not torch's Adam alone: the handout's config (Adam, lr 1e-3, weight
+    # decay 1e-3, StepLR) trained for 20 epochs on one batch of 32 must fit it better than at the start
+    from aml.mlp import make_optimizer, train_one_epoch
     torch.manual_seed(0)
     model = MultiLayerPerceptron(3072, [50], 10, init="kaiming")
     x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    before = torch.nn.functional.cross_entropy(model(x), y)
-    opt.zero_grad()
-    before.backward()
-    opt.step()
-    assert torch.nn.functional.cross_entropy(model(x), y).item() < before.item()
+    before = torch.nn.functional.cross_entropy(model(x), y).item()
+    opt, sched = make_optimizer(model, MLPConfig(), steps_per_epoch=1)
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["weight_decay"] == 1e-3
+    g = torch.Generator().manual_seed(0)
+    losses = [train_one_epoch(model, x, y, opt, sched, batch_size=32, generator=g)[0].item() for _ in range(20)]
+    assert losses[0] == pytest.approx(before, rel=1e-5)        # the first step's loss is the starting loss
+    after = torch.nn.functional.cross_entropy(model(x), y).item()
+    assert after < 0.5 * before and losses[-1] < losses[0]
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.95 ** 20)    # StepLR: x0.95 per epoch
+
+
+def test_layer_statistics_match_hooks_computed_by_hand():
+    from aml.mlp import layer_statistics
+    torch.manual_seed(0)
+    model = MultiLayerPerceptron(3072, [8, 6], 3, init="kaiming")
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 3, (16,))
+    stats = layer_statistics(model, x, y, weight_decay=0.01)
+    # the same numbers written out: each Linear's output, and dLoss/dW of the data loss
+    h0 = model.linears[0](x.flatten(1))
+    h1 = model.linears[1](torch.relu(h0))
+    h2 = model.linears[2](torch.relu(h1))
+    grads = torch.autograd.grad(torch.nn.functional.cross_entropy(h2, y), [m.weight for m in model.linears])
+    np.testing.assert_allclose(stats["activation_std"], [h.std().item() for h in (h0, h1, h2)], rtol=1e-5)
+    np.testing.assert_allclose(stats["grad_std"], [g.std().item() for g in grads], rtol=1e-5)
+    np.testing.assert_allclose(stats["decay_std"], [0.01 * m.weight.std().item() for m in model.linears], rtol=1e-6)
+    assert all(m.weight.grad is None for m in model.linears) and model.training   # gradients cleared, hooks gone
+    assert not model.linears[0]._forward_hooks
+    assert layer_statistics(model, x, y)["decay_std"] == [0.0, 0.0, 0.0]
 
 
 def test_pick_device_falls_back_to_cpu(monkeypatch):
@@ -106,12 +131,34 @@ def test_augment_batch_flips_and_crops():
     out = augment_batch(x, g, flip=True, crop_padding=0)
     for i in range(2):
         assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(2))
-    out = augment_batch(x, g, flip=False, crop_padding=4)
+    # flips: over 64 images, both outcomes occur, and each image is either itself or its mirror
+    xs = torch.randn(64, 3, 32, 32)
+    out = augment_batch(xs, torch.Generator().manual_seed(1), flip=True)
+    flipped = torch.tensor([torch.equal(out[i], xs[i].flip(2)) for i in range(64)])
+    kept = torch.tensor([torch.equal(out[i], xs[i]) for i in range(64)])
+    assert bool((flipped | kept).all()) and 10 < int(flipped.sum()) < 54
+
+
+def test_augment_batch_crops_are_shifted_windows_of_the_padded_image():
+    p, N = 4, 16
+    x = torch.rand(N, 3, 32, 32) + 1.0                    # no zeros, so padding shows
+    out = augment_batch(x, torch.Generator().manual_seed(3), flip=False, crop_padding=p)
     assert out.shape == x.shape
-    # a crop of the zero-padded image: every non-zero value of out comes from x, shifted by <= 4
-    for i in range(2):
-        nz = out[i][out[i] != 0]
-        assert torch.isin(nz, x[i]).all()
+    padded = torch.nn.functional.pad(x, (p, p, p, p))
+    # the offsets the generator draws: dy for every image, then dx
+    g = torch.Generator().manual_seed(3)
+    dy = torch.randint(0, 2 * p + 1, (N,), generator=g)
+    dx = torch.randint(0, 2 * p + 1, (N,), generator=g)
+    for i in range(N):
+        window = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
+        assert torch.equal(out[i], window), i
+    shifted = (dy != p) | (dx != p)
+    assert int(shifted.sum()) >= N // 2                     # crops really move the content
+    assert any(not torch.equal(out[i], x[i]) for i in range(N))
+    # the window can reach every offset 0..2p: both extremes occur over many images
+    big = augment_batch(torch.ones(400, 1, 32, 32), torch.Generator().manual_seed(0), flip=False, crop_padding=p)
+    zero_rows = (big == 0).all(dim=3).sum(dim=2).view(-1)   # rows of padding at top or bottom
+    assert int(zero_rows.max()) == p
 
 
 def test_to_tensor_images_ranges():

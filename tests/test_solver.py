@@ -125,3 +125,450 @@ def test_seed_none_follows_the_global_generator(toy_data):
         net = TwoLayerNet(4, 10, 3, std=0.1, seed=0, dropout=0.2)
         runs.append(_toy_train(net, toy_data)["loss_history"])
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The solver's small parts, each against values worked by hand, and its loop driven by a stub model
+# whose losses, gradients and predictions are scripted, so that every number it records is known.
+# ---------------------------------------------------------------------------------------------
+import math
+
+from aml import optim
+from aml.solver import (DIVERGENCE_FACTOR, SGDConfig, TrainingDiverged, check_divergence, learning_rate_at,
+                        minibatch_indices, update_rule)
+
+
+def test_sgd_config_defaults_are_the_handouts():
+    # the handout's TwoLayerNet.train(learning_rate=1e-3, learning_rate_decay=0.95, reg=5e-6,
+    # num_iters=100, batch_size=200), plain SGD with replacement sampling and the step schedule
+    c = SGDConfig()
+    assert (c.learning_rate, c.learning_rate_decay, c.reg, c.num_iters, c.batch_size) == (1e-3, 0.95, 5e-6, 100, 200)
+    assert (c.num_epochs, c.momentum, c.nesterov, c.sampling, c.lr_schedule, c.keep_best, c.num_train_acc) \
+        == (None, 0.0, False, "replacement", "step", False, 1000)
+
+
+def test_iterations_per_epoch_and_total():
+    c = SGDConfig(batch_size=3)
+    assert c.iterations_per_epoch(10) == 3          # 10 // 3
+    assert c.iterations_per_epoch(2) == 1           # fewer rows than a batch: still one iteration
+    assert c.total_iterations(10) == 100            # num_iters when num_epochs is None
+    assert SGDConfig(batch_size=3, num_epochs=4).total_iterations(10) == 12
+
+
+def test_step_schedule_changes_exactly_at_epoch_boundaries():
+    c = SGDConfig(learning_rate=0.1, learning_rate_decay=0.5)
+    lrs = [learning_rate_at(t, c, iterations_per_epoch=4, total=12) for t in range(12)]
+    assert lrs == [0.1] * 4 + [0.05] * 4 + [0.025] * 4
+
+
+@pytest.mark.parametrize("total", [10, 7])
+def test_cosine_schedule_exact_values(total):
+    c = SGDConfig(learning_rate=0.2, lr_schedule="cosine", learning_rate_decay=0.5)
+    lr = lambda t: learning_rate_at(t, c, iterations_per_epoch=2, total=total)  # noqa: E731
+    assert lr(0) == pytest.approx(0.2, abs=1e-15)                  # starts at the full rate
+    assert lr(total / 2) == pytest.approx(0.1, abs=1e-15)          # half-way: half the rate
+    # last iteration: 0.1 (1 + cos(pi (T-1)/T)) = 0.1 (1 - cos(pi / T)), close to 0 but positive
+    assert lr(total - 1) == pytest.approx(0.1 * (1 - math.cos(math.pi / total)), rel=1e-12)
+    assert lr(total) == pytest.approx(0.0, abs=1e-15)
+    # no step decay hides in it: 4 iterations (2 epochs) in, the rate is the cosine's, not x0.25
+    assert lr(4) == pytest.approx(0.1 * (1 + math.cos(math.pi * 4 / total)), rel=1e-12)
+
+
+def test_minibatch_indices_with_replacement_follow_the_generator():
+    idx, order = minibatch_indices(3, num_train=10, batch_size=6, sampling="replacement",
+                                   draw=np.random.default_rng(4), order=None)
+    np.testing.assert_array_equal(idx, np.random.default_rng(4).choice(10, 6, replace=True))
+    assert order is None
+
+
+def test_minibatch_indices_epoch_sampling_walks_one_permutation():
+    draw = np.random.default_rng(2)
+    perm = np.random.default_rng(2).permutation(10)
+    idx0, order = minibatch_indices(0, num_train=10, batch_size=3, sampling="epoch", draw=draw, order=None)
+    np.testing.assert_array_equal(order, perm)
+    np.testing.assert_array_equal(idx0, perm[0:3])
+    idx1, order1 = minibatch_indices(1, num_train=10, batch_size=3, sampling="epoch", draw=draw, order=order)
+    assert order1 is order
+    np.testing.assert_array_equal(idx1, perm[3:6])
+    idx2, _ = minibatch_indices(2, num_train=10, batch_size=3, sampling="epoch", draw=draw, order=order)
+    np.testing.assert_array_equal(idx2, perm[6:9])
+    # iteration 3 starts epoch 2 (10 // 3 = 3 per epoch): a fresh permutation
+    idx3, order3 = minibatch_indices(3, num_train=10, batch_size=3, sampling="epoch", draw=draw, order=order)
+    assert not np.array_equal(order3, perm)
+    np.testing.assert_array_equal(idx3, order3[0:3])
+    # a resumed run (no order yet, mid-epoch) draws one too
+    idx4, order4 = minibatch_indices(4, num_train=10, batch_size=3, sampling="epoch",
+                                     draw=np.random.default_rng(5), order=None)
+    np.testing.assert_array_equal(idx4, np.random.default_rng(5).permutation(10)[3:6])
+    # batch larger than the set: one iteration per epoch over the whole permutation
+    idx5, _ = minibatch_indices(0, num_train=4, batch_size=6, sampling="epoch", draw=np.random.default_rng(0),
+                                order=None)
+    np.testing.assert_array_equal(np.sort(idx5), np.arange(4))
+
+
+@pytest.mark.parametrize("momentum,nesterov,expected", [
+    (0.0, False, [0.8]),                 # w - lr dw
+    (0.0, True, [0.8]),                  # Nesterov without momentum is plain SGD
+    (0.5, False, [0.8]),                 # first step of momentum: v = -lr dw
+    (0.5, True, [0.7]),                  # Nesterov: w + (1 + mu) v' = 1 - 1.5 * 0.2
+])
+def test_update_rule_binds_the_configured_rule(momentum, nesterov, expected):
+    step = update_rule(SGDConfig(momentum=momentum, nesterov=nesterov))
+    w, state = np.array([1.0]), {}
+    step(w, np.array([2.0]), state, lr=0.1)
+    np.testing.assert_allclose(w, expected, rtol=0, atol=1e-15)
+    if momentum == 0:
+        assert step is optim.sgd
+    else:
+        # second step shows the bound momentum: v = 0.5 * -0.2 - 0.2 = -0.3
+        step(w, np.array([2.0]), state, lr=0.1)
+        np.testing.assert_allclose(state["velocity"], [-0.3], rtol=0, atol=1e-15)
+
+
+def test_check_divergence_thresholds_and_messages():
+    assert DIVERGENCE_FACTOR == 100.0
+    assert check_divergence(2.0, 2.0, 0, 0.1) is None
+    assert check_divergence(200.0, 2.0, 5, 0.1) is None                 # exactly 100x: not yet
+    reason = check_divergence(200.5, 2.0, 5, 0.1)
+    assert reason == "the training loss grew to 200 at iteration 5, more than 100 times its first value 2"
+    assert check_divergence(float("nan"), 2.0, 7, 0.1) == "the training loss became nan at iteration 7"
+    assert check_divergence(float("inf"), 2.0, 8, 0.1) == "the training loss became inf at iteration 8"
+    assert check_divergence(-float("inf"), 2.0, 8, 0.1) is not None
+
+
+class _Model:
+    """A stub following the solver's model contract, with everything scripted.
+
+    ``params["w"]`` starts at 0 and every gradient is ``grad`` (1 by default), so with plain SGD,
+    ``w`` is minus the sum of the learning rates used so far. Training losses (calls with an ``rng``)
+    come from ``losses`` in order; the validation loss is ``val_loss``. ``predict`` gets the rows'
+    labels from column 0 and is right on the first ``correct(w)`` of every n rows it is given.
+    """
+
+    def __init__(self, losses=None, grad=1.0, correct=lambda w: 1.0, val_loss=0.25):
+        self.params = {"w": np.zeros(1), "u": np.zeros(2)}
+        self.losses, self.grad, self.correct, self.val_loss = list(losses or []), grad, correct, val_loss
+        self.calls, self.predicted = [], []
+
+    def loss(self, X, y, reg, rng=None):
+        self.calls.append((X.copy(), y.copy(), reg, rng))
+        if rng is None:
+            return self.val_loss + X.shape[0], None
+        loss = self.losses.pop(0) if self.losses else 1.0
+        return loss, {"w": np.full(1, self.grad), "u": np.full(2, 2 * self.grad)}
+
+    def predict(self, X):
+        self.predicted.append(X.copy())
+        n = X.shape[0]
+        right = round(self.correct(float(self.params["w"][0])) * n)
+        return np.where(np.arange(n) < right, X[:, 0].astype(int), -1)
+
+
+def _labelled(n, seed=0):
+    """Rows (n, 2) whose column 0 is the label (n,), column 1 a distinct row id."""
+    y = np.random.default_rng(seed).integers(0, 3, n)
+    return np.stack([y, np.arange(n)], axis=1).astype(float), y
+
+
+def test_loop_applies_each_scheduled_rate_to_every_parameter():
+    X, y = _labelled(8)
+    model = _Model()
+    # 8 rows, batch 4: 2 iterations per epoch; over 5 iterations the step schedule gives
+    # lr 1, 1 | 0.5, 0.5 | 0.25
+    h = train(model, X, y, X, y, learning_rate=1.0, learning_rate_decay=0.5, num_iters=5, batch_size=4, seed=0,
+              reg=0.125)
+    lrs = [1.0, 1.0, 0.5, 0.5, 0.25]
+    np.testing.assert_allclose(model.params["w"], [-sum(lrs)], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(model.params["u"], [-2 * sum(lrs)] * 2, rtol=0, atol=1e-15)
+    # epochs end after iterations 2, 4 and the partial last one (half an epoch)
+    np.testing.assert_array_equal(h["epoch_history"], [1.0, 2.0, 2.5])
+    np.testing.assert_array_equal(h["lr_history"], [1.0, 0.5, 0.25])
+    assert h["iterations_per_epoch"] == 2
+    np.testing.assert_array_equal(h["loss_history"], np.ones(5))
+    # training calls get the minibatch, the reg and a Generator; validation calls get the whole
+    # validation set, the reg and no rng (no dropout)
+    train_calls = [c for c in model.calls if c[3] is not None]
+    val_calls = [c for c in model.calls if c[3] is None]
+    assert len(train_calls) == 5 and len(val_calls) == 3
+    for Xb, yb, reg, rng in train_calls:
+        assert Xb.shape == (4, 2) and reg == 0.125 and isinstance(rng, np.random.Generator)
+        np.testing.assert_array_equal(yb, Xb[:, 0])          # the labels of the same rows
+    for Xv, yv, reg, _ in val_calls:
+        np.testing.assert_array_equal(Xv, X)
+        np.testing.assert_array_equal(yv, y)
+        assert reg == 0.125
+    np.testing.assert_array_equal(h["val_loss_history"], [8.25] * 3)
+    assert isinstance(h["train_seconds"], float) and h["train_seconds"] >= 0
+
+
+def test_loop_uses_the_configured_update_rule():
+    X, y = _labelled(8)
+    model = _Model()
+    train(model, X, y, X, y, learning_rate=0.5, num_iters=2, batch_size=8, momentum=0.5, nesterov=True, seed=0,
+          learning_rate_decay=1.0)
+    # Nesterov, dw = 1, lr 0.5, mu 0.5: step 1 w = -1.5 * 0.5 = -0.75 (v' = -0.5);
+    # step 2: v' = -0.25 - 0.5 = -0.75, w = -0.75 + 0.25 - 1.125 = -1.625
+    np.testing.assert_allclose(model.params["w"], [-1.625], rtol=0, atol=1e-15)
+
+
+def test_accuracies_are_recorded_per_epoch_on_a_fixed_subset_without_repeats():
+    X, y = _labelled(30)
+    Xv, yv = _labelled(10, seed=1)
+    # accuracy after epoch e (w = -e with lr 1, one iteration per epoch) is 0.1 e
+    model = _Model(correct=lambda w: -w / 10)
+    h = train(model, X, y, Xv, yv, learning_rate=1.0, learning_rate_decay=1.0, num_iters=3, batch_size=30,
+              num_train_acc=20, seed=0)
+    np.testing.assert_allclose(h["val_acc_history"], [0.1, 0.2, 0.3], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(h["train_acc_history"], [0.1, 0.2, 0.3], rtol=0, atol=1e-15)
+    # predict saw, per epoch, the train subset then the validation set
+    subsets = model.predicted[0::2]
+    assert all(np.array_equal(s, subsets[0]) for s in subsets)             # the same subset every epoch
+    ids = subsets[0][:, 1]
+    assert len(ids) == 20 and len(np.unique(ids)) == 20                    # drawn without replacement
+    assert np.all(np.diff(ids) > 0)                                        # in row order
+    np.testing.assert_array_equal(model.predicted[1], Xv)
+    assert h["best_val_acc"] == pytest.approx(0.3) and h["best_epoch"] == 3
+
+
+def test_train_accuracy_subset_is_all_rows_when_asked_for_more():
+    X, y = _labelled(12)
+    model = _Model()
+    train(model, X, y, X, y, num_iters=1, batch_size=12, num_train_acc=1000, seed=3)
+    np.testing.assert_array_equal(model.predicted[0], X)
+
+
+def test_accuracy_in_chunks_equals_accuracy_at_once():
+    X, y = _labelled(10)
+    model = _Model(correct=lambda w: 0.7)
+    # the stub is right on the first 70% of *each call's* rows, so chunking would change its
+    # answer; an independent predict is the fair oracle: right on rows with an even id
+    predict = lambda Xb: np.where(Xb[:, 1] % 2 == 0, Xb[:, 0], -1)  # noqa: E731
+    from aml import accuracy
+    for batch_size in (1, 3, 4, 10, 5000):
+        assert accuracy(model, X, y, batch_size, predict=predict) == 0.5
+    assert accuracy(model, X, y) == 0.7                                  # one chunk by default
+    calls = len(model.predicted)
+    assert accuracy(model, X, y, 3) == pytest.approx(
+        (round(0.7 * 3) * 3 + round(0.7 * 1)) / 10)                    # chunks of 3, 3, 3, 1
+    assert [len(p) for p in model.predicted[calls:]] == [3, 3, 3, 1]
+    assert accuracy(model, X[:0], y[:0]) == 0.0
+    assert accuracy(model, X[:1], y[:1]) == 1.0                          # one row: 1 of 1, not of 2
+
+
+def test_accuracy_rejects_bad_arguments():
+    from aml import accuracy
+    X, y = _labelled(4)
+    with pytest.raises(ValueError, match="'batch_size'"):
+        accuracy(_Model(), X, y, 0)
+    with pytest.raises(ValueError, match="'y'.*shape"):
+        accuracy(_Model(), X, y[:, None])
+
+
+def test_first_loss_is_the_reference_for_divergence():
+    X, y = _labelled(8)
+    # 1 -> 50 -> 150: 150 is under 100 x 50 but over 100 x the first loss
+    model = _Model(losses=[1.0, 50.0, 150.0, 1.0])
+    with pytest.raises(TrainingDiverged) as e:
+        train(model, X, y, X, y, learning_rate=1.0, learning_rate_decay=1.0, num_iters=4, batch_size=4, seed=0)
+    assert e.value.iteration == 2
+    assert "grew to 150 at iteration 2, more than 100 times its first value 1" in str(e.value)
+    assert "learning_rate=1.0" in str(e.value) and "last finite" in str(e.value)
+
+
+def test_divergence_resets_to_the_last_epoch_end_and_truncates_the_history():
+    X, y = _labelled(8)
+    model = _Model(losses=[1.0, 1.0, 1.0, float("nan"), 1.0])
+    w = model.params["w"]
+    with pytest.raises(TrainingDiverged) as e:
+        train(model, X, y, X, y, learning_rate=1.0, learning_rate_decay=1.0, num_iters=5, batch_size=4, seed=0)
+    err = e.value
+    assert isinstance(err, FloatingPointError)
+    assert err.iteration == 3 and err.restored == "last finite"
+    # steps 0..2 were taken (w = -3); the end of epoch 1 (w = -2) is the last finite state
+    assert model.params["w"] is w
+    np.testing.assert_array_equal(model.params["w"], [-2.0])
+    np.testing.assert_array_equal(model.params["u"], [-4.0, -4.0])
+    np.testing.assert_array_equal(err.history["loss_history"][:3], [1.0, 1.0, 1.0])
+    assert err.history["loss_history"].shape == (4,) and np.isnan(err.history["loss_history"][3])
+    assert isinstance(err.history["val_acc_history"], np.ndarray) and err.history["val_acc_history"].shape == (1,)
+    assert "the training loss became nan at iteration 3" in str(err)
+
+
+def test_divergence_in_the_first_epoch_resets_to_the_initial_parameters():
+    X, y = _labelled(8)
+    model = _Model(losses=[1.0, float("inf")])
+    with pytest.raises(TrainingDiverged) as e:
+        train(model, X, y, X, y, learning_rate=1.0, num_iters=4, batch_size=2, seed=0, keep_best=True)
+    assert e.value.restored == "last finite" and e.value.iteration == 1
+    np.testing.assert_array_equal(model.params["w"], [0.0])
+
+
+def test_divergence_with_keep_best_restores_the_best_epoch():
+    X, y = _labelled(10)
+    # one iteration per epoch; w = -e after epoch e; val accuracy 0.1, 0.5, 0.2: epoch 2 is best
+    model = _Model(losses=[1.0, 1.0, 1.0, 1e9], correct=lambda w: {1: 0.1, 2: 0.5, 3: 0.2}.get(round(-w), 0.0))
+    with pytest.raises(TrainingDiverged) as e:
+        train(model, X, y, X, y, learning_rate=1.0, learning_rate_decay=1.0, num_iters=5, batch_size=10,
+              seed=0, keep_best=True)
+    assert e.value.restored == "best" and e.value.iteration == 3
+    np.testing.assert_array_equal(model.params["w"], [-2.0])
+    assert "reset to its best parameters" in str(e.value)
+
+
+def test_keep_best_restores_the_best_epoch_at_the_end_and_only_when_asked():
+    X, y = _labelled(10)
+    acc = lambda w: {1: 0.1, 2: 0.5, 3: 0.5, 4: 0.2}[round(-w)]  # noqa: E731 (ties keep the first)
+    kw = dict(learning_rate=1.0, learning_rate_decay=1.0, num_iters=4, batch_size=10, seed=0)
+    model = _Model(correct=acc)
+    h = train(model, X, y, X, y, keep_best=True, **kw)
+    np.testing.assert_array_equal(model.params["w"], [-2.0])
+    assert h["best_epoch"] == 2 and h["best_val_acc"] == 0.5
+    model = _Model(correct=acc)
+    train(model, X, y, X, y, keep_best=False, **kw)
+    np.testing.assert_array_equal(model.params["w"], [-4.0])
+
+
+def test_non_finite_parameter_at_an_epoch_end_stops_the_run():
+    X, y = _labelled(8)
+    model = _Model(grad=np.inf)
+    with pytest.raises(TrainingDiverged, match="a parameter became non-finite by iteration 1") as e:
+        train(model, X, y, X, y, learning_rate=1.0, num_iters=4, batch_size=4, seed=0)
+    assert e.value.iteration == 1
+    np.testing.assert_array_equal(model.params["w"], [0.0])      # the initial, finite parameters
+    assert e.value.history["loss_history"].shape == (2,)
+
+
+def test_on_epoch_sees_each_epoch_once_after_it_is_recorded():
+    X, y = _labelled(8)
+    seen = []
+    train(_Model(), X, y, X, y, num_iters=5, batch_size=4, seed=0,
+          on_epoch=lambda epoch, h: seen.append((epoch, len(h["val_acc_history"]), len(h["lr_history"]))))
+    assert seen == [(1, 1, 1), (2, 2, 2), (3, 3, 3)]
+
+
+def test_config_and_keyword_overrides():
+    X, y = _labelled(8)
+    model = _Model()
+    h = train(model, X, y, X, y, SGDConfig(learning_rate=0.5, num_iters=3, batch_size=8, learning_rate_decay=1.0),
+              num_iters=2, seed=0)
+    assert h["loss_history"].shape == (2,)
+    np.testing.assert_allclose(model.params["w"], [-1.0])
+    with pytest.raises(TypeError, match=r"unknown hyper-parameter\(s\) \['lr'\].*'learning_rate'"):
+        train(_Model(), X, y, X, y, lr=0.1)
+
+
+def test_seed_none_draws_the_handouts_minibatches_and_leaves_the_global_stream():
+    X, y = _labelled(20)
+    seen = []
+
+    def spy(X_batch, idx, rng):
+        seen.append(idx.copy())
+        return X_batch
+
+    np.random.seed(7)
+    train(_Model(), X, y, X, y, num_iters=3, batch_size=5, augment=spy, num_train_acc=4)
+    after = np.random.random()
+    np.random.seed(7)
+    expected = [np.random.choice(20, 5, replace=True) for _ in range(3)]
+    assert all(np.array_equal(a, b) for a, b in zip(seen, expected))
+    assert after == np.random.random()     # only the minibatches were drawn from the global generator
+
+
+def test_seed_none_aux_generator_is_seeded_from_the_global_state():
+    X, y = _labelled(20)
+    models = []
+    for _ in range(2):
+        np.random.seed(11)
+        models.append(_Model())
+        train(models[-1], X, y, X, y, num_iters=1, batch_size=5, num_train_acc=6)
+    # the train-accuracy subset comes from default_rng(np.random.get_state()[1]) after seeding
+    np.random.seed(11)
+    state = np.random.get_state()[1]
+    expected = np.sort(np.random.default_rng(state).choice(20, 6, replace=False))
+    for m in models:
+        np.testing.assert_array_equal(m.predicted[0][:, 1], expected)
+
+
+def test_seeded_runs_draw_from_the_given_generator():
+    X, y = _labelled(20)
+    seen = []
+    train(_Model(), X, y, X, y, num_iters=2, batch_size=5, seed=9, num_train_acc=20,
+          augment=lambda Xb, idx, rng: seen.append(idx.copy()) or Xb)
+    rng = np.random.default_rng(9)
+    rng.choice(20, 20, replace=False)       # the train-accuracy subset is drawn first
+    expected = [rng.choice(20, 5, replace=True) for _ in range(2)]
+    assert all(np.array_equal(a, b) for a, b in zip(seen, expected))
+
+
+def test_augmented_batch_is_what_the_model_sees():
+    X, y = _labelled(8)
+    model = _Model()
+    train(model, X, y, X, y, num_iters=2, batch_size=4, seed=0, augment=lambda Xb, idx, rng: Xb + 100.0)
+    for Xb, _, _, rng in model.calls:
+        if rng is not None:
+            assert np.all(Xb[:, 1] >= 100)
+
+
+def test_verbose_progress_bar_counts_iterations(monkeypatch):
+    import aml.solver as solver
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.n, self.postfix, self.closed = total, 0, [], False
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix(self, **kw):
+            self.postfix.append(kw)
+
+        def close(self):
+            self.closed = True
+
+    bars = []
+    monkeypatch.setattr(solver, "_progress", lambda total: bars.append(Bar(total)) or bars[-1])
+    X, y = _labelled(8)
+    train(_Model(losses=[2.0] * 5), X, y, X, y, num_iters=5, batch_size=4, seed=0, verbose=True)
+    (bar,) = bars
+    assert (bar.total, bar.n, bar.closed) == (5, 5, True)
+    assert bar.postfix == [{"loss": "2.000", "val_acc": "1.000"}] * 3
+    train(_Model(), X, y, X, y, num_iters=5, batch_size=4, seed=0)
+    assert len(bars) == 1                    # no bar unless verbose
+
+
+def test_progress_bar_settings():
+    from aml.solver import _progress
+    bar = _progress(7)
+    try:
+        assert (bar.total, bar.desc, bar.unit, bar.leave) == (7, "SGD", "it", False)
+    finally:
+        bar.close()
+
+
+def test_empty_validation_set_gives_nan_loss_and_accuracy_zero():
+    X, y = _labelled(8)
+    h = train(_Model(), X, y, X[:0], y[:0], num_iters=2, batch_size=4, seed=0)
+    assert np.isnan(h["val_loss_history"]).all() and h["val_acc_history"].tolist() == [0.0]
+
+
+@pytest.mark.parametrize("kwargs,exc,words", [
+    (dict(num_epochs=0), ValueError, "'num_epochs'"),
+    (dict(nesterov=1), TypeError, "'nesterov'"),
+    (dict(keep_best="no"), TypeError, "'keep_best'"),
+    (dict(num_train_acc=0), ValueError, "'num_train_acc'"),
+    (dict(momentum=-0.1), ValueError, "'momentum'"),
+    (dict(seed=-1), ValueError, "'seed'"),
+    (dict(seed=1.5), TypeError, "'seed'"),
+])
+def test_train_rejects_more_bad_values(kwargs, exc, words):
+    X, y = _labelled(8)
+    with pytest.raises(exc, match=words):
+        train(_Model(), X, y, X, y, **kwargs)
+
+
+def test_config_accepts_boundary_values():
+    assert SGDConfig(learning_rate_decay=1.0, momentum=0.0, reg=0.0).learning_rate_decay == 1.0
+    with pytest.raises(ValueError, match="'learning_rate_decay'.*Got 0.0"):
+        SGDConfig(learning_rate_decay=0.0)
+    with pytest.raises(ValueError, match="'momentum'"):
+        SGDConfig(momentum=1.0)

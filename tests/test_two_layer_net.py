@@ -148,3 +148,136 @@ def test_constructor_rejects_bad_input(kwargs, exc, words):
 def test_loss_rejects_bad_input(toy_net, X, y, reg, exc, words):
     with pytest.raises(exc, match=words):
         toy_net.loss(X, y, reg=reg)
+
+
+def test_softmax_shifts_each_row_by_its_own_maximum():
+    # rows 2000 apart: one global shift would underflow the second row to 0 / 0
+    scores = np.array([[1000.0, 999.0], [-1000.0, -1001.0]])
+    p = softmax(scores)
+    e = 1 / (1 + np.exp(-1.0))
+    np.testing.assert_allclose(p, [[e, 1 - e], [e, 1 - e]], rtol=1e-14)
+
+
+def test_load_without_dropout_entry_means_no_dropout(tmp_path):
+    net = TwoLayerNet(3, 2, 2, seed=0)
+    np.savez(tmp_path / "old.npz", **net.params)
+    back = TwoLayerNet.load(tmp_path / "old.npz")
+    assert back.dropout == 0.0 and back.sizes == (3, 2, 2)
+    assert all(np.array_equal(net.params[k], back.params[k]) for k in net.params)
+
+
+def _save(path, **params):
+    np.savez(path, **params)
+    return path
+
+
+@pytest.mark.parametrize("change,words", [
+    (dict(b2=None), r"missing \['b2'\]"),
+    (dict(b1=np.zeros(2, dtype=np.float32)), "one float dtype"),
+    (dict(W1=np.ones((3, 2), dtype=np.int64), b1=np.zeros(2, dtype=np.int64), W2=np.ones((2, 2), dtype=np.int64),
+          b2=np.zeros(2, dtype=np.int64)), "one float dtype"),
+    (dict(W1=np.ones(3)), r"W1 \(D, H\).*Got shapes \{'W1': \(3,\)"),
+    (dict(W2=np.ones(2)), r"W1 \(D, H\)"),
+    (dict(W2=np.ones((3, 2))), r"W1 \(D, H\)"),
+    (dict(b1=np.zeros(3)), r"W1 \(D, H\)"),
+    (dict(b2=np.zeros(3)), r"W1 \(D, H\)"),
+    (dict(W2=np.full((2, 2), np.nan)), r"finite.*\['W2'\]"),
+    (dict(b1=np.array([0.0, np.inf])), r"finite.*\['b1'\]"),
+])
+def test_load_rejects_inconsistent_checkpoints(tmp_path, change, words):
+    params = dict(W1=np.ones((3, 2)), b1=np.zeros(2), W2=np.ones((2, 2)), b2=np.zeros(2)) | change
+    path = _save(tmp_path / "bad.npz", **{k: v for k, v in params.items() if v is not None})
+    with pytest.raises(ValueError, match=words) as e:
+        TwoLayerNet.load(path)
+    assert str(path) in str(e.value)                    # the message names the file
+
+
+def test_load_leaves_the_global_generator_alone(tmp_path):
+    TwoLayerNet(3, 2, 2, seed=0).save(tmp_path / "net.npz")
+    np.random.seed(5)
+    TwoLayerNet.load(tmp_path / "net.npz")
+    after = np.random.random()
+    np.random.seed(5)
+    assert after == np.random.random()
+
+
+def test_load_refuses_pickled_objects(tmp_path):
+    path = tmp_path / "pickled.npz"
+    np.savez(path, W1=np.array([{"evil": 1}], dtype=object), b1=np.zeros(2), W2=np.ones((2, 2)), b2=np.zeros(2))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        TwoLayerNet.load(path)
+
+
+def test_sizes_dtype_and_init_scale():
+    net = TwoLayerNet(300, 200, 3, std=0.5, seed=0)
+    assert net.sizes == (300, 200, 3) and net.dtype == np.float64
+    assert net.params["W1"].shape == (300, 200) and net.params["W2"].shape == (200, 3)
+    assert net.params["b1"].shape == (200,) and net.params["b2"].shape == (3,)
+    assert abs(net.params["W1"].std() - 0.5) < 0.01
+    assert TwoLayerNet(3, 2, 2).params["W1"].std() < 1e-3          # default std 1e-4
+    np.random.seed(0)
+    a = TwoLayerNet(3, 2, 2, std=1.0)
+    np.random.seed(0)
+    np.testing.assert_array_equal(a.params["W1"], np.random.randn(3, 2))
+    np.testing.assert_array_equal(a.params["W2"], np.random.randn(2, 2))
+    g = np.random.default_rng(4)
+    b = TwoLayerNet(3, 2, 2, std=2.0, seed=4)
+    np.testing.assert_array_equal(b.params["W1"], 2.0 * g.standard_normal((3, 2)))
+    np.testing.assert_array_equal(b.params["W2"], 2.0 * g.standard_normal((2, 2)))
+    assert TwoLayerNet(3, 2, 2, seed=0).dropout == 0.0
+
+
+def test_scores_and_probabilities_by_hand():
+    net = TwoLayerNet(2, 2, 2, seed=0)
+    net.params.update(W1=np.array([[1.0, -1.0], [2.0, 0.5]]), b1=np.array([0.5, -3.0]),
+                      W2=np.array([[1.0, 0.0], [0.0, 1.0]]), b2=np.array([0.25, -0.25]))
+    X = np.array([[1.0, 1.0], [-1.0, 0.0]])
+    # z2 = [[3.5, -3.5], [-0.5, -2]] -> relu [[3.5, 0], [0, 0]]; z3 = [[3.75, -0.25], [0.25, -0.25]]
+    np.testing.assert_allclose(net.scores(X), [[3.75, -0.25], [0.25, -0.25]], rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(net.predict(X), [0, 0])
+    p = net.loss(X)
+    np.testing.assert_allclose(p[:, 0], [1 / (1 + np.exp(-4.0)), 1 / (1 + np.exp(-0.5))], rtol=1e-14)
+    # integer inputs are cast to the model's dtype
+    np.testing.assert_allclose(net.scores(X.astype(np.float32)), net.scores(X), rtol=1e-7)
+
+
+def test_dropout_mask_by_hand():
+    # with p = 0.5 every hidden unit is kept (x2) or dropped; the loss with the mask equals the loss
+    # of a net whose W2 rows are scaled by the mask
+    rng = np.random.default_rng(0)
+    net = TwoLayerNet(3, 8, 2, std=1.0, seed=1, dropout=0.5)
+    X, y = rng.standard_normal((1, 3)), np.array([1])
+    loss, _ = net.loss(X, y, rng=np.random.default_rng(7))
+    mask = (np.random.default_rng(7).random((1, 8), dtype=np.float32) < 0.5) / 0.5
+    scaled = TwoLayerNet(3, 8, 2, seed=0)
+    scaled.params = {**net.params, "W2": net.params["W2"] * mask.reshape(8, 1)}
+    assert 0 < mask.sum() < 16
+    assert loss == pytest.approx(scaled.loss(X, y)[0], rel=1e-12)
+    # dropout=0 ignores the rng; predictions never use dropout
+    plain = TwoLayerNet(3, 8, 2, std=1.0, seed=1)
+    assert plain.loss(X, y, rng=np.random.default_rng(7))[0] == plain.loss(X, y)[0]
+    np.testing.assert_array_equal(net.loss(X), plain.loss(X))
+
+
+def test_reg_adds_twice_lambda_w_to_the_weight_gradients_only():
+    rng = np.random.default_rng(1)
+    net = TwoLayerNet(4, 5, 3, std=0.5, seed=2)
+    X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    l0, g0 = net.loss(X, y)
+    l1, g1 = net.loss(X, y, reg=0.3)
+    W1, W2 = net.params["W1"], net.params["W2"]
+    assert l1 - l0 == pytest.approx(0.3 * (np.sum(W1 ** 2) + np.sum(W2 ** 2)), rel=1e-12)
+    np.testing.assert_allclose(g1["W1"] - g0["W1"], 0.6 * W1, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g1["W2"] - g0["W2"], 0.6 * W2, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(g1["b1"], g0["b1"])
+    np.testing.assert_array_equal(g1["b2"], g0["b2"])
+
+
+def test_train_method_delegates_to_the_solver(toy_data):
+    X, y = toy_data
+    a, b = TwoLayerNet(4, 10, 3, std=0.1, seed=0), TwoLayerNet(4, 10, 3, std=0.1, seed=0)
+    from aml import train
+    h1 = a.train(X, y, X, y, learning_rate=0.1, num_iters=5, seed=1)
+    h2 = train(b, X, y, X, y, learning_rate=0.1, num_iters=5, seed=1)
+    np.testing.assert_array_equal(h1["loss_history"], h2["loss_history"])
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)

@@ -5,8 +5,15 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from .._checks import (check_bool, check_choice, check_interval, check_nonneg_int, check_positive_float,
-                       check_positive_int, check_seed)
+from .._checks import (
+    check_bool,
+    check_choice,
+    check_interval,
+    check_nonneg_int,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
 from .model import ACTIVATIONS, DEFAULT_INIT, INITS, check_hidden_layers
 
 OPTIMIZERS = ("adam", "adamw", "sgd")

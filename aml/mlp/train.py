@@ -8,7 +8,7 @@ clean under ``torch.cuda.set_sync_debug_mode("error")``.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
