@@ -28,9 +28,13 @@ class PCA:
     def fit(self, X: np.ndarray, *, max_samples: int | None = 20000, seed=0) -> "PCA":
         """Estimate the directions from (at most ``max_samples`` random) rows of X (N, D)."""
         X = check_X(X)
-        if self.num_components > X.shape[1]:
-            raise ValueError(f"The 'num_components' parameter must be at most D={X.shape[1]}. "
-                             f"Got {self.num_components} instead.")
+        if X.shape[0] < 2:
+            raise ValueError(f"The 'X' parameter must have at least 2 rows to estimate a covariance. "
+                             f"Got {X.shape[0]} instead.")
+        limit = min(X.shape[0] if max_samples is None else min(X.shape[0], max_samples), X.shape[1])
+        if self.num_components > limit:
+            raise ValueError(f"The 'num_components' parameter must be at most min(N, D) = {limit} (N rows used, "
+                             f"D features). Got {self.num_components} instead.")
         if max_samples is not None and X.shape[0] > max_samples:
             X = X[np.sort(np.random.default_rng(seed).choice(X.shape[0], max_samples, replace=False))]
         X = X.astype(np.float64)
@@ -47,6 +51,12 @@ class PCA:
             total = variances.clip(min=0).sum()
         k = self.num_components
         self.variances_ = np.maximum(variances[:k], 0.0)
+        # numerically zero, as numpy.linalg.matrix_rank judges it: below max variance * max(N, D) * machine eps
+        rank_tol = (variances.max() if variances.size else 0.0) * max(X.shape) * np.finfo(np.float64).eps
+        if self.whiten and self.eps == 0 and not (self.variances_ > rank_tol).all():
+            raise ValueError(f"Whitening with eps=0 divides by zero: {int((self.variances_ <= rank_tol).sum())} of the "
+                             f"{k} kept components have zero variance (rank-deficient data). Use eps > 0 or "
+                             "fewer components.")
         self.components_ = vectors[:, :k]                              # (D, K)
         self.explained_variance_ratio_ = self.variances_ / max(total, 1e-300)
         return self

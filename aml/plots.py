@@ -249,7 +249,7 @@ def search_history(table, name: str, *, title: str = ""):
         axes[0].step(done["number"], done["value"].cummax(), where="post", color="C1", label="best complete so far")
     axes[0].set(xlabel="trial", ylabel="validation accuracy (last epoch reported)", title="Trials")
     axes[0].legend(fontsize=8)
-    axes[1].set(xlabel="trial", ylabel="epochs trained", title="Budget spent (Hyperband)")
+    axes[1].set(xlabel="trial", ylabel="epochs trained", title="Budget spent (successive halving)")
     for ax in axes:
         _integer_epochs(ax)
     axes[1].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

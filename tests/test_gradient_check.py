@@ -182,3 +182,17 @@ def test_verify_formula_needs_both_the_exact_and_the_numeric_references():
     # explicit tolerances are used
     verify_formula("d", f, exact={"torch": f * 1.01}, numeric={"fd": f * 1.01}, tol=0.1, numeric_tol=0.1)
     assert verify_formula("d", f) == "d (1, 2): "
+
+
+def test_formula_errors_gives_one_row_per_reference_with_its_bound():
+    from aml.gradient_check import formula_errors
+    f = np.array([2.0])
+    rows = formula_errors("db1", f, exact={"torch": f}, numeric={"fd": f * (1 + 2e-7)})
+    assert rows == [{"quantity": "db1", "reference": "torch", "error": 0.0, "bound": 1e-8},
+                    {"quantity": "db1", "reference": "fd", "error": pytest.approx(1e-7, rel=1e-6), "bound": 1e-6}]
+    rows = formula_errors("db1", f, numeric={"fd": f}, tol=0.5, numeric_tol=0.25)
+    assert [r["bound"] for r in rows] == [0.25]
+    with pytest.raises(AssertionError, match=r"^db1: .*\['fd'\]"):
+        formula_errors("db1", f, exact={"torch": f}, numeric={"fd": f * 1.01})
+    with pytest.raises(AssertionError, match=r"^db1: .*\['torch'\]"):
+        formula_errors("db1", f, exact={"torch": f * (1 + 3e-8)})

@@ -1,0 +1,84 @@
+"""The GPU path, measured: CUDA-only tests, one epoch on the GPU against the CPU, and the best Q4 recipe
+trained on the real data at the GPU budget. Without CUDA it says so and exits 0.
+
+    python benchmarks/gpu_check.py                       # CIFAR-10 from $AML_DATA_DIR
+    python benchmarks/gpu_check.py --data /tmp/chunks    # or from benchmarks/pack_cifar.py's chunks
+
+Prints validation accuracy only: the test set is evaluated once, in notebook 04, through the ledger.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aml.machine import machine_info
+from aml.mlp import MLPConfig, TensorSplits, fit, to_tensor_images
+from aml.paths import REPO_ROOT
+from aml.search import budget
+
+
+def load_splits(data: Path | None, device: str) -> TensorSplits:
+    if data is None:
+        from aml.mlp import load_tensor_splits
+        return load_tensor_splits(device=device)
+    parts = [np.load(p) for p in sorted(data.glob("cifar_part*.npz"), key=lambda p: int(p.stem[10:]))]
+    X = np.concatenate([p["X"] for p in parts])
+    y = np.concatenate([p["y"] for p in parts]).astype(np.int64)
+    n = int(parts[0]["num_train"])
+
+    def put(a, b):
+        return to_tensor_images(a).to(device), torch.from_numpy(b).to(device)
+    return TensorSplits(*put(X[:49000], y[:49000]), *put(X[49000:n], y[49000:n]), *put(X[n:], y[n:]))
+
+
+def epoch_seconds(config: MLPConfig, data: TensorSplits) -> float:
+    _, history = fit(config, data)
+    return history["train_seconds"] / config.num_epochs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="folder of pack_cifar.py chunks")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("gpu_check: no CUDA device here; nothing to check (exit 0).")
+        return 0
+    info = machine_info()
+    print(f"machine: {info['gpu']}, {info['cpu']} x{info['cpu_count']}, torch {info['torch']}")
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", str(REPO_ROOT / "tests" / "test_cuda.py")])
+    print(f"CUDA tests: {'passed' if tests.returncode == 0 else 'FAILED'}")
+
+    start = time.perf_counter()
+    gpu = load_splits(args.data, "cuda")
+    torch.cuda.synchronize()
+    print(f"data on the GPU in {time.perf_counter() - start:.1f} s")
+    probe = MLPConfig(hidden_layers=(512,) * 4, num_epochs=1, batch_size=256, init="kaiming", batch_norm=True,
+                      dropout=0.2, flip=True, optimizer="adamw", schedule="onecycle", lr=2e-3)
+    fit(probe, gpu.subset(4096))                                   # warm-up: kernels, autotuning
+    t_gpu = epoch_seconds(probe, gpu)
+    cpu = TensorSplits(*(t.cpu() for t in (gpu.X_train[:10000], gpu.y_train[:10000], gpu.X_val, gpu.y_val,
+                                           gpu.X_test[:0], gpu.y_test[:0])))
+    t_cpu = epoch_seconds(probe, cpu) * gpu.X_train.shape[0] / 10000
+    print(f"one epoch, depth 5 x 512: GPU {t_gpu:.2f} s, CPU {t_cpu:.1f} s (from 10,000 images), "
+          f"ratio {t_cpu / t_gpu:.0f}x")
+
+    best_path = REPO_ROOT / "results" / "q4_best.json"
+    best = json.loads(best_path.read_text())["config"]
+    b = budget("q4", False, gpu=True)
+    config = MLPConfig.from_dict({**best, "num_epochs": b.final_epochs})
+    model, history = fit(config, gpu)
+    print(f"best recipe ({best_path.name}, depth {config.depth}) at the GPU budget ({b.final_epochs} epochs): "
+          f"validation accuracy {history['val_acc_history'][-1]:.4f} (best epoch {history['best_val_acc']:.4f}), "
+          f"{history['train_seconds']:.0f} s of training")
+    return 0 if tests.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""CUDA-only checks of the GPU path (skipped without a GPU; benchmarks/gpu_check.py runs them on one)."""
+import pytest
+import torch
+
+from aml.mlp import MLPConfig, TensorSplits, build_model, evaluate, fit, make_optimizer, train_one_epoch
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _splits(device, n=2048):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (n + 512,), generator=g)
+    X = torch.randn(n + 512, 3, 32, 32, generator=g) + (y.float() / 5 - 1).view(-1, 1, 1, 1)
+    X, y = X.to(device), y.to(device)
+    return TensorSplits(X[:n], y[:n], X[n:n + 256], y[n:n + 256], X[n + 256:], y[n + 256:])
+
+
+def test_an_epoch_runs_without_a_host_sync():
+    data = _splits("cuda")
+    cfg = MLPConfig(hidden_layers=(256, 256), num_epochs=1, batch_size=256, init="kaiming", batch_norm=True,
+                    dropout=0.2, flip=True, optimizer="adamw", schedule="onecycle", lr=2e-3)
+    model = build_model(cfg, 3072, 10).to("cuda")
+    opt, sched = make_optimizer(model, cfg, 2048 // 256)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        losses, acc = train_one_epoch(model, data.X_train, data.y_train, opt, sched, batch_size=256, generator=gen,
+                                      flip=True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert losses.device.type == "cuda" and torch.isfinite(losses).all()
+
+
+def test_fit_on_the_gpu_learns_and_repeats():
+    data = _splits("cuda")
+    cfg = MLPConfig(hidden_layers=(128,), num_epochs=3, batch_size=128, init="kaiming", batch_norm=True, lr=2e-3,
+                    optimizer="adamw", schedule="onecycle", seed=1)
+    (m1, h1), (m2, h2) = fit(cfg, data), fit(cfg, data)
+    assert h1["device"].startswith("cuda") and h1["val_acc_history"][-1] > 0.3
+    assert len(h2["val_acc_history"]) == 3
+    assert abs(evaluate(m1, data.X_test, data.y_test) - evaluate(m2, data.X_test, data.y_test)) < 0.05
