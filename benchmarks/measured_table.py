@@ -50,7 +50,7 @@ def table() -> str:
         ("Q4c tested model, test 1,000 / 10,000", f"{q4['test_acc']:.3f} / {q4['test_acc_full']:.3f} (seed "
          f"{q4['tested_seed']}, {q4['train_seconds']:.0f} s on {q4['device']}, {q4['budget']} budget)"),
         ("test-set ledger: distinct configurations tested", ", ".join(
-            f"{q.upper()} {r['configurations']} ({r['evaluations']} evaluations)" for q, r in looks.items())),
+            f"{q.capitalize()} {r['configurations']} ({r['evaluations']} evaluations)" for q, r in looks.items())),
     ]
     return "\n".join(["| what | figure |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from collections import Counter
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLED = {1, 3, 24, -24, 152, 255, 36}      # test failure, pytest internal error, timeouts (SIGXCPU, 36)

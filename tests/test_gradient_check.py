@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from aml import eval_numerical_gradient, rel_error
+from aml import TwoLayerNet, check_model_gradients, eval_numerical_gradient, rel_error
+from aml.gradient_check import assert_gradient_matches, numerical_gradients, torch_gradients, verify_formula
 
 
 def test_numerical_gradient_of_known_function_and_restores_input():
@@ -33,8 +34,6 @@ def test_numerical_gradient_rejects_bad_input():
 # Every function of aml.gradient_check against an independent oracle: centred differences whose
 # error is known in closed form, torch.autograd, and a loss worked by hand.
 # ---------------------------------------------------------------------------------------------
-from aml import TwoLayerNet, check_model_gradients
-from aml.gradient_check import assert_gradient_matches, numerical_gradients, torch_gradients, verify_formula
 
 
 def test_rel_error_is_the_largest_elementwise_error_with_a_floor():
@@ -95,6 +94,27 @@ def test_check_model_gradients_reports_a_wrong_backward_pass():
     # analytic 1.5 against numeric 1 + 1e-10: (0.5) / 2.5 = 0.2
     assert set(errors) == {"a", "b"}
     assert errors["a"] == pytest.approx(0.2, rel=1e-6) and errors["b"] == pytest.approx(0.2, rel=1e-6)
+
+
+def test_check_model_gradients_defaults_and_h():
+    # defaults: reg 0, so analytic 0.5 against numeric h^2 ~ 0: relative error ~1
+    assert check_model_gradients(_Cubic(), None, None)["a"] == pytest.approx(1.0, rel=1e-6)
+    # h is passed on: numeric (0.1)^2 = 0.01 against analytic 0.5
+    assert check_model_gradients(_Cubic(), None, None, h=0.1)["a"] == pytest.approx(0.49 / 0.51, rel=1e-9)
+
+
+class _RngSensitive(_Cubic):
+    """Its analytic gradient is wrong only when an rng (dropout) is passed."""
+
+    def loss(self, X, y, reg=0.0, rng=None):
+        loss, grads = super().loss(X, y, reg, None)
+        return loss, {k: g - 0.5 + (0.5 if rng is not None else 0.0) for k, g in grads.items()}
+
+
+def test_check_model_gradients_passes_no_rng_without_a_dropout_seed():
+    errors = check_model_gradients(_RngSensitive(), None, None, reg=1.0)
+    assert max(errors.values()) < 1e-8
+    assert check_model_gradients(_RngSensitive(), None, None, reg=1.0, dropout_seed=2)["a"] == pytest.approx(0.2)
 
 
 def _hand_net():

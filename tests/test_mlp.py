@@ -2,8 +2,20 @@ import numpy as np
 import pytest
 import torch
 
-from aml.mlp import (MLPConfig, MultiLayerPerceptron, TensorSplits, augment_batch, build_model, evaluate, fit,
-                     hidden_layers_for_depth, load_checkpoint, pick_device, save_checkpoint, to_tensor_images)
+from aml.mlp import (
+    MLPConfig,
+    MultiLayerPerceptron,
+    TensorSplits,
+    augment_batch,
+    build_model,
+    evaluate,
+    fit,
+    hidden_layers_for_depth,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+    to_tensor_images,
+)
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4, 5])

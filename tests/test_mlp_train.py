@@ -9,8 +9,18 @@ import torch
 import torch.nn.functional as F
 
 import aml.mlp.train as mt
-from aml.mlp import (MLPConfig, MultiLayerPerceptron, TensorSplits, build_model, evaluate, evaluate_loss_and_accuracy,
-                     fit, make_optimizer, predict, train_one_epoch)
+from aml.mlp import (
+    MLPConfig,
+    MultiLayerPerceptron,
+    TensorSplits,
+    build_model,
+    evaluate,
+    evaluate_loss_and_accuracy,
+    fit,
+    make_optimizer,
+    predict,
+    train_one_epoch,
+)
 from aml.solver import TrainingDiverged
 
 
@@ -217,7 +227,7 @@ def _scripted_epochs(monkeypatch, script):
 @pytest.mark.parametrize("script,epoch,reason", [
     ([[1.0, 1.0], [1.0, float("nan")]], 2, "the training loss became NaN or inf"),
     ([[1.0, 1.0], [1.0, float("inf")]], 2, "the training loss became NaN or inf"),
-    ([[1.0, 1.0], [50.0, 150.0]], 2, "grew to 150, more than 100 times its first value 1"),
+    ([[1.0, 1.0], [50.0, 150.0]], 2, "the training loss grew to 150, more than 100 times its first value 1"),
     ([[2.0, 1.0], [1.0, 1.0], "inf-param"], 3, "a parameter became non-finite"),
 ])
 def test_fit_divergence_resets_to_the_last_good_epoch(monkeypatch, script, epoch, reason):
@@ -229,7 +239,7 @@ def test_fit_divergence_resets_to_the_last_good_epoch(monkeypatch, script, epoch
         fit(cfg, _splits())
     err = e.value
     assert err.restored == "last finite" and err.iteration == (epoch - 1) * 2
-    assert f"in epoch {epoch}" in str(err) and "lr=0.01" in str(err)
+    assert f"Training diverged in epoch {epoch}: {reason} (lr=0.01)." in str(err)
     for p in models[0].parameters():                     # the parameters at the end of the epoch before
         assert torch.all(p == float(epoch - 1))
     assert len(err.history["val_acc_history"]) == epoch - 1 and "train_seconds" in err.history
@@ -304,3 +314,60 @@ def test_fit_verbose_runs_the_same_code_path():
     cfg = MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=6, init="kaiming")
     (_, h1), (_, h2) = fit(cfg, data, verbose=True), fit(cfg, data)
     np.testing.assert_array_equal(h1["loss_history"], h2["loss_history"])
+
+
+def test_fit_divergence_message_and_timing(monkeypatch):
+    _scripted_epochs(monkeypatch, [[1.0, 1.0], [1.0, float("nan")]])
+    cfg = MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=6, lr=0.01, init="kaiming")
+    with pytest.raises(TrainingDiverged) as e:
+        fit(cfg, _splits())
+    assert str(e.value) == ("Training diverged in epoch 2: the training loss became NaN or inf (lr=0.01). Try a "
+                            "smaller learning rate. The model was reset to its parameters at the end of the last "
+                            "good epoch.")
+    assert 0 <= e.value.history["train_seconds"] < 60
+
+
+def test_fit_divergence_in_the_first_epoch_restores_the_initial_model(monkeypatch):
+    _scripted_epochs(monkeypatch, [[1.0, float("inf")]])
+    cfg = MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=6, init="kaiming", seed=3)
+    models = []
+    monkeypatch.setattr(mt, "build_model", lambda *a: models.append(build_model(*a)) or models[-1])
+    with pytest.raises(TrainingDiverged) as e:
+        fit(cfg, _splits())
+    assert e.value.iteration == 0
+    for p, q in zip(models[0].parameters(), build_model(cfg, 3072, 3).parameters()):
+        assert torch.equal(p, q)
+
+
+def test_fit_divergence_is_relative_to_the_first_loss_of_the_run(monkeypatch):
+    # first loss 2: 150 is under 100 x 2 (no stop), though over 100 x the second loss or 100 / 2
+    _scripted_epochs(monkeypatch, [[2.0, 1.0], [150.0, 1.0]])
+    _, h = fit(MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=6, init="kaiming"), _splits())
+    np.testing.assert_array_equal(h["loss_history"], [2.0, 1.0, 150.0, 1.0])
+    assert h["running_train_acc_history"] == [0.5, 0.5]
+
+
+def test_fit_seeds_the_epoch_generator_after_drawing_the_train_subset(monkeypatch):
+    seen = _scripted_epochs(monkeypatch, [[1.0, 1.0]])
+    fit(MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=6, seed=9), _splits())
+    expected = torch.Generator().manual_seed(9)
+    torch.randperm(12, generator=expected)          # the train-accuracy subset is drawn first
+    assert torch.equal(seen[0]["generator"].get_state(), expected.get_state())
+
+
+def test_fit_on_fewer_images_than_a_batch_takes_one_step_per_epoch():
+    data = _splits(n=1)
+    _, h = fit(MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=6, init="kaiming"), data)
+    assert h["loss_history"].shape == (2,) and h["iterations_per_epoch"] == 1
+
+
+def test_fit_defaults_no_progress_bar_and_5000_train_images(monkeypatch):
+    import tqdm.auto
+    monkeypatch.setattr(tqdm.auto, "tqdm", lambda *a, **k: pytest.fail("a progress bar without verbose"))
+    _scripted_epochs(monkeypatch, [[1.0, 1.0]])
+    sizes = []
+    monkeypatch.setattr(mt, "evaluate", lambda model, X, y: sizes.append(X.shape[0]) or 0.5)
+    X, y = torch.zeros(5001, 3, 32, 32), torch.zeros(5001, dtype=torch.long)
+    data = TensorSplits(X, y, X[:2], y[:2], X[:0], y[:0], class_names=("a", "b"))
+    fit(MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=2500), data)
+    assert sizes == [5000]

@@ -1,7 +1,18 @@
+import math
+
 import numpy as np
 import pytest
 
-from aml import TwoLayerNet, random_hflip, train
+from aml import TwoLayerNet, optim, random_hflip, train
+from aml.solver import (
+    DIVERGENCE_FACTOR,
+    SGDConfig,
+    TrainingDiverged,
+    check_divergence,
+    learning_rate_at,
+    minibatch_indices,
+    update_rule,
+)
 
 
 def _toy_train(toy_net, toy_data, **kw):
@@ -131,11 +142,6 @@ def test_seed_none_follows_the_global_generator(toy_data):
 # The solver's small parts, each against values worked by hand, and its loop driven by a stub model
 # whose losses, gradients and predictions are scripted, so that every number it records is known.
 # ---------------------------------------------------------------------------------------------
-import math
-
-from aml import optim
-from aml.solver import (DIVERGENCE_FACTOR, SGDConfig, TrainingDiverged, check_divergence, learning_rate_at,
-                        minibatch_indices, update_rule)
 
 
 def test_sgd_config_defaults_are_the_handouts():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import TOY_LOSS_REG_005, TOY_PROBS
 
 from aml import TwoLayerNet, check_model_gradients, rel_error, softmax
-from conftest import TOY_LOSS_REG_005, TOY_PROBS
 
 
 def test_toy_forward_matches_handout(toy_net, toy_data):
