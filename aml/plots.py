@@ -2,7 +2,6 @@
 returns it; notebooks show it inline. Nothing here computes a result."""
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 
@@ -13,26 +12,28 @@ import numpy as np
 from .files import atomic_path
 from .paths import imgs_dir
 
-#: The style of every figure, applied per figure (``plt.style.context``), so importing this module
-#: changes no global setting of matplotlib.
-STYLE = {"figure.dpi": 110, "savefig.dpi": 130, "axes.grid": True, "grid.alpha": 0.3,
-         "axes.spines.top": False, "axes.spines.right": False}
+#: The look of every figure, applied to each figure as it is saved (:func:`save`), so importing this
+#: module changes no global setting of matplotlib. (A ``plt.style.context`` around the first figure
+#: of a Jupyter session switches off the inline backend's display of every later figure.)
+DISPLAY_DPI, SAVE_DPI = 110, 130
 
 
-def styled(func):
-    """Run a figure function inside :data:`STYLE`."""
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        with plt.style.context(STYLE):
-            return func(*args, **kwargs)
-    return wrapper
+def _apply_style(fig) -> None:
+    """Light grids and no top/right spines on the plotting axes (image axes are left alone)."""
+    fig.set_dpi(DISPLAY_DPI)
+    for ax in fig.axes:
+        if ax.images or not ax.axison or ax.get_label() == "<colorbar>":
+            continue
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
 
 
 def save(fig, name: str, folder: Path | None = None) -> Path:
     """Save ``fig`` as ``<folder>/<name>.png`` (default: :func:`aml.paths.imgs_dir`), atomically."""
+    _apply_style(fig)
     path = Path(folder or imgs_dir()) / f"{name}.png"
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
+        fig.savefig(tmp, format="png", bbox_inches="tight", dpi=SAVE_DPI)
     return path
 
 
@@ -48,7 +49,6 @@ def _train_val_legend(ax, handles=(), **kwargs) -> None:
     ax.legend(handles=[*handles, *styles], **kwargs)
 
 
-@styled
 def relu_heaviside(name="relu_heaviside"):
     """ReLU(z) and its derivative, the Heaviside step H(z) (taken as 0 at z = 0)."""
     z = np.linspace(-3, 3, 601)
@@ -65,7 +65,6 @@ def relu_heaviside(name="relu_heaviside"):
     return fig
 
 
-@styled
 def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, logy=False, target=None):
     """Loss per iteration (and a moving average over ``smooth`` iterations if > 1); ``target`` draws a
     dotted reference line at that loss."""
@@ -87,7 +86,6 @@ def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, lo
     return fig
 
 
-@styled
 def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 50):
     """One run's history (:mod:`aml.history`): the loss per iteration (and its moving average) and the
     validation loss per epoch, and train / validation accuracy per epoch, both against epochs (a
@@ -131,7 +129,6 @@ def image_grid(images: np.ndarray, *, ncols: int, padding: int = 1) -> np.ndarra
     return grid
 
 
-@styled
 def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, title: str = "First-layer weights"):
     """Each column of W1 (3072, H) drawn as a 32x32 colour image, scaled to [0, 1] on its own."""
     H = W1.shape[1]
@@ -149,7 +146,6 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     return fig
 
 
-@styled
 def class_samples(images: np.ndarray, labels: np.ndarray, class_names, name: str, *, per_class: int = 6, seed=0):
     """A grid of ``per_class`` random uint8 images (N, 32, 32, 3) of each class, one column a class."""
     rng = np.random.default_rng(seed)
@@ -166,7 +162,6 @@ def class_samples(images: np.ndarray, labels: np.ndarray, class_names, name: str
     return fig
 
 
-@styled
 def sweep_scatter(rows: list[dict], name: str, *, x="learning_rate", y="reg", color="val_acc"):
     """Validation accuracy of a random search against learning rate and regularisation (log-log)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -186,7 +181,6 @@ def sweep_scatter(rows: list[dict], name: str, *, x="learning_rate", y="reg", co
     return fig
 
 
-@styled
 def accuracy_curves(curves: dict[str, dict], name: str, *, title: str = "", ncols: int = 1):
     """Train (dashed) and validation (solid) accuracy per epoch of several labelled histories, in
     ``ncols`` panels side by side (curves split evenly), so that they do not hide each other."""
@@ -213,7 +207,6 @@ def accuracy_curves(curves: dict[str, dict], name: str, *, title: str = "", ncol
     return fig
 
 
-@styled
 def layer_scales(stats: dict[str, dict[str, list]], name: str, *, title=""):
     """Per-layer std of activations and of weight gradients (log scale), one line per network."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -232,7 +225,6 @@ def layer_scales(stats: dict[str, dict[str, list]], name: str, *, title=""):
     return fig
 
 
-@styled
 def search_history(table, name: str, *, title: str = ""):
     """An Optuna study's trials (``aml.search.trials_table``): the value of each trial by state, the
     best complete value so far, and the epochs each trial reached before it was stopped."""
@@ -260,7 +252,6 @@ def search_history(table, name: str, *, title: str = ""):
     return fig
 
 
-@styled
 def param_importances(importances: dict[str, float], name: str, *, title: str = "Which hyper-parameters mattered"):
     """Horizontal bars of hyper-parameter importances (fractions of the explained variance)."""
     items = sorted(importances.items(), key=lambda kv: kv[1])
@@ -272,7 +263,6 @@ def param_importances(importances: dict[str, float], name: str, *, title: str = 
     return fig
 
 
-@styled
 def confusion_matrix(matrix: np.ndarray, class_names, name: str, *, title: str = ""):
     """A (C, C) confusion matrix (rows: true class, columns: predicted), each row normalised to 1."""
     matrix = np.asarray(matrix, dtype=float)
@@ -293,7 +283,6 @@ def confusion_matrix(matrix: np.ndarray, class_names, name: str, *, title: str =
     return fig
 
 
-@styled
 def misclassified(images: np.ndarray, true, pred, class_names, name: str, *, ncols: int = 8, title: str = ""):
     """uint8 images (n, 32, 32, 3), each titled "true / predicted"."""
     n = len(images)
