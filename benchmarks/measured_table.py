@@ -36,13 +36,13 @@ def table() -> str:
     m_mean, m_std = mean_std(q4["val_acc_seeds"])
     looks = {r["question"]: r for r in summary()}
     rows = [
-        ("machine of the committed run", f"{machine['cpu']}, {machine['cpu_count']} cores, GPU: {machine['gpu'] or 'none'}; "
-         f"{machine['date']}"),
+        ("machine of the committed run",
+         f"{machine['cpu']}, {machine['cpu_count']} cores, GPU: {machine['gpu'] or 'none'}; {machine['date']}"),
         ("notebooks of `make report` (full budget)", f"{total / 60:.1f} min ({per_nb})"),
         ("Q3a toy SGD, final loss", f"{q3a['final_loss']:.4f} (handout: below 0.02)"),
         ("Q3b default hyper-parameters, validation", f"{q3b['default_val_acc']:.3f} (handout: about 0.29)"),
-        ("Q3b tuned NumPy net, validation over seeds", f"{b_mean:.3f} ± {b_std:.3f} ({len(q3b['val_acc_seeds'])} seeds; "
-         f"search trial {q3b['search_trial']})"),
+        ("Q3b tuned NumPy net, validation over seeds",
+         f"{b_mean:.3f} ± {b_std:.3f} ({len(q3b['val_acc_seeds'])} seeds; search trial {q3b['search_trial']})"),
         ("Q3b tested model, test 1,000 / 10,000", f"{q3b['test_acc']:.3f} / {q3b['test_acc_full']:.3f} (seed "
          f"{q3b['tested_seed']}, {q3b['train_seconds']:.0f} s of training)"),
         ("Q4c best depth, validation over seeds", f"depth {q4['depth']}: {m_mean:.3f} ± {m_std:.3f}"

@@ -1,6 +1,7 @@
 import os
 import pickle
-from pathlib import Path
+import re
+import struct
 
 import numpy as np
 import pytest
@@ -9,6 +10,23 @@ import aml.data
 from aml import load_cifar10
 from aml.data import TEST_FILE, TRAIN_FILES, data_root, ensure_cifar10, load_cifar10_images
 from aml.flips import hflip_images
+from aml.paths import REPO_ROOT
+
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+@pytest.fixture
+def tmp_path(tmp_path):
+    """pytest's tmp_path with its symlinks resolved, as data_root() resolves them (macOS: /tmp -> /private/tmp),
+    so that the paths in the expected messages are the ones the loader prints."""
+    return tmp_path.resolve()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_root(tmp_path_factory, monkeypatch):
+    """An empty AML_DATA_DIR of its own for each test (the tests that need another set it themselves): code
+    that loses its root argument must not find, or write into, the shared data folder."""
+    monkeypatch.setenv("AML_DATA_DIR", str(tmp_path_factory.mktemp("default-root")))
 
 
 def _write_fake_cifar(root, per_batch=20):
@@ -42,10 +60,16 @@ def test_split_order_layout_and_mean(tmp_path):
     np.testing.assert_array_equal(d.X_val[:, 0], np.arange(70, 80))       # the next images
     np.testing.assert_array_equal(d.X_test[:, 0], np.arange(100, 115))    # the first test images
     np.testing.assert_array_equal(d.y_val, np.arange(70, 80) % 10)
+    assert d.mean_image is None
 
     centred = load_cifar10(tmp_path, num_training=70, num_validation=10, num_test=15, download=False)
+    # the mean of the 70 training images, computed exactly and rounded once to float32
+    expected = (d.X_train.astype(np.float64).sum(axis=0) / 70).astype(np.float32)
+    assert centred.mean_image.dtype == np.float32 and centred.mean_image.shape == (3072,)
+    np.testing.assert_array_equal(centred.mean_image, expected)
+    for X, X_raw in ((centred.X_train, d.X_train), (centred.X_val, d.X_val), (centred.X_test, d.X_test)):
+        np.testing.assert_array_equal(X, X_raw - expected)
     np.testing.assert_allclose(centred.X_train.mean(axis=0), 0, atol=1e-3)
-    np.testing.assert_allclose(centred.X_val + centred.mean_image, d.X_val, atol=1e-3)
 
 
 def test_root_from_environment(tmp_path, monkeypatch):
@@ -55,19 +79,34 @@ def test_root_from_environment(tmp_path, monkeypatch):
     assert load_cifar10(num_training=50, num_validation=50, num_test=20, download=False).X_train.shape == (50, 3072)
 
 
-def test_missing_folder_offline_says_where(tmp_path):
-    with pytest.raises(FileNotFoundError, match="AML_DATA_DIR"):
-        load_cifar10(tmp_path / "nowhere", download=False)
+def _whole(message):
+    """A ``match`` pattern that accepts ``message`` and nothing else."""
+    return f"^{re.escape(str(message))}$"
+
+
+def test_missing_folder_offline_says_where(tmp_path, monkeypatch):
+    def no_download(*args):
+        raise AssertionError("download=False must not download")
+    monkeypatch.setattr(aml.data, "_download", no_download)
+    root = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match=_whole(
+            f"CIFAR-10 not found: {root / 'cifar-10-batches-py'} lacks data_batch_1, data_batch_2, data_batch_3, "
+            f"data_batch_4, data_batch_5, test_batch. Put the extracted 'cifar-10-batches-py' folder of "
+            f"{OFFICIAL_URL} under {root}, or set AML_DATA_DIR to the folder that holds it "
+            "(e.g. AML_DATA_DIR=../shared/data). Or pass download=True.")):
+        load_cifar10(root, download=False)
+    assert not root.exists()
 
 
 def test_failed_download_says_where(tmp_path, monkeypatch):
-    import aml.data
-
     def offline(root=None):
         raise OSError("network is unreachable")
     monkeypatch.setattr(aml.data, "download_cifar10", offline)
-    with pytest.raises(FileNotFoundError, match="AML_DATA_DIR.*|download"):
+    with pytest.raises(FileNotFoundError, match=_whole(
+            f"CIFAR-10 not found in {tmp_path / 'cifar-10-batches-py'}, and downloading it failed: "
+            "network is unreachable")) as e:
         load_cifar10(tmp_path)
+    assert isinstance(e.value.__cause__, OSError)
 
 
 def test_truncated_batch_names_the_file(tmp_path):
@@ -80,6 +119,7 @@ def test_truncated_batch_names_the_file(tmp_path):
 
 @pytest.mark.parametrize("kwargs,words", [
     (dict(num_training=0), "'num_training'"),
+    (dict(num_validation=-1), "The 'num_validation' parameter must be an int >= 0. Got -1 instead."),
     (dict(num_test=-1), "'num_test'"),
     (dict(num_training=90, num_validation=20), "num_training \\+ num_validation"),
     (dict(num_training=50, num_validation=10, num_test=21), "'num_test'"),
@@ -88,6 +128,36 @@ def test_bad_split_sizes(tmp_path, kwargs, words):
     _write_fake_cifar(tmp_path)
     with pytest.raises(ValueError, match=words):
         load_cifar10(tmp_path, download=False, **kwargs)
+
+
+def test_default_split_is_the_handouts_49000_1000_1000(tmp_path, monkeypatch):
+    _write_fake_cifar(tmp_path)       # 100 training images: the default split does not fit
+    with pytest.raises(ValueError, match=_whole(
+            "num_training + num_validation must be at most 100. Got 49000 + 1000 instead.")):
+        load_cifar10(tmp_path, download=False)
+
+    def images(root=None, *, download=True):   # all 50,000 training images (one, broadcast), 999 test images
+        X = np.broadcast_to(np.zeros((1, 32, 32, 3), np.uint8), (50000, 32, 32, 3))
+        y = np.zeros(50000, np.int64)
+        return X, y, X[:999], y[:999]
+    monkeypatch.setattr(aml.data, "load_cifar10_images", images)
+    with pytest.raises(ValueError, match=_whole("The 'num_test' parameter must be at most 999. Got 1000 instead.")):
+        load_cifar10(tmp_path)
+
+
+def test_mean_image_is_rounded_once_to_the_dtype(monkeypatch):
+    # 683 / 8195 lies just below the midpoint of two float16 numbers: the exact mean rounds down, but a
+    # float32 quotient (NumPy's own accumulator for float16) rounds onto the midpoint and then up.
+    num_training = 8195
+    X = np.zeros((num_training + 1, 32, 32, 3), np.uint8)
+    X[:2, 0, 0, 0], X[2, 0, 0, 0], X[num_training, 0, 0, 0] = 255, 173, 1
+    y = np.zeros(num_training + 1, np.int64)
+    monkeypatch.setattr(aml.data, "load_cifar10_images", lambda root=None, *, download=True: (X, y, X[:1], y[:1]))
+    d = load_cifar10(num_training=num_training, num_validation=1, num_test=1, dtype=np.float16)
+    mean = np.float16(683 / 8195)
+    assert d.mean_image.dtype == np.float16 and float(mean) == 0.08331298828125
+    np.testing.assert_array_equal(d.mean_image, np.r_[mean, np.zeros(3071, np.float16)])
+    assert d.X_val[0, 0] == np.float16(1) - mean and d.X_train[2, 0] == np.float16(173) - mean
 
 
 # Case 3: empty validation or test splits, and the other legal edge values
@@ -128,6 +198,8 @@ def _rewrite_batch(folder, entries, name="data_batch_2"):
     ({b"data": np.zeros((20, 1024), np.uint8)}, "'data' entry.*Got a uint8 array of shape \\(20, 1024\\)"),
     ({b"data": np.zeros((0, 3072), np.uint8)}, "'data' entry.*n >= 1.*Got a uint8 array of shape \\(0, 3072\\)"),
     ({b"labels": [99] * 20}, "'labels' entry.*ints in \\[0, 10\\).*Got 99 instead"),
+    ({b"labels": [9] * 19 + [10]}, "'labels' entry.*ints in \\[0, 10\\).*Got 10 instead"),
+    ({b"labels": np.r_[np.full(19, 9), 10]}, "'labels' entry.*ints in \\[0, 10\\).*Got 10 instead"),
     ({b"labels": [1] * 19 + [-5]}, "Got -5 instead"),
     ({b"labels": [3.7] * 20}, "Got 3.7 instead"),
     ({b"labels": [True] * 20}, "Got True instead"),
@@ -165,6 +237,60 @@ def test_str_keys_and_integer_array_labels_are_accepted(tmp_path):
     np.testing.assert_array_equal(y_train, np.arange(100) % 10)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32])
+def test_integer_array_labels_come_back_as_int64(tmp_path, dtype):
+    folder = _write_fake_cifar(tmp_path)
+    _rewrite_batch(folder, {b"labels": np.arange(100, 120, dtype=dtype) % 10}, name=TEST_FILE)
+    _, _, _, y_test = load_cifar10_images(tmp_path, download=False)
+    assert y_test.dtype == np.int64
+    np.testing.assert_array_equal(y_test, np.arange(100, 120) % 10)
+
+
+def test_batches_of_one_image_are_accepted(tmp_path):
+    _write_fake_cifar(tmp_path, per_batch=1)
+    X_train, y_train, X_test, y_test = load_cifar10_images(tmp_path, download=False)
+    assert X_train.shape == (5, 32, 32, 3) and X_test.shape == (1, 32, 32, 3)
+    np.testing.assert_array_equal(X_train[:, 0, 0, 0], np.arange(5))
+    assert X_test[0, 0, 0, 0] == 5 and y_train.tolist() == [0, 1, 2, 3, 4] and y_test.tolist() == [5]
+
+
+def test_error_lists_at_most_ten_keys_of_a_batch_without_data(tmp_path):
+    folder = _write_fake_cifar(tmp_path)
+    _dump(folder / "data_batch_2", {f"k{i:02d}".encode(): i for i in range(12)})
+    first_ten = [f"b'k{i:02d}'" for i in range(10)]
+    with pytest.raises(ValueError, match=_whole(
+            f"The CIFAR-10 batch file {folder / 'data_batch_2'} must hold a dict with 'data' and 'labels' "
+            f"entries. Got keys {first_ten} instead.")):
+        load_cifar10_images(tmp_path, download=False)
+
+
+def _python2_batch(data, labels):
+    """The bytes Python 2's ``cPickle.dump(batch, f, 2)`` writes for ``{'data': data, 'labels': labels}``,
+    as in the official files: the keys and the pixel buffer are Python 2 ``str``."""
+    def string(b):
+        return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<I", len(b)) + b
+
+    def integer(i):
+        return b"K" + bytes([i]) if i < 256 else b"M" + struct.pack("<H", i)
+    dtype = (b"cnumpy\ndtype\n" + string(b"u1") + integer(0) + integer(1) + b"\x87R"
+             + b"(" + integer(3) + string(b"|") + b"NNN" + b"J\xff\xff\xff\xff" * 2 + integer(0) + b"tb")
+    array = (b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n" + integer(0) + b"\x85"
+             + string(b"b") + b"\x87R" + b"(" + integer(1) + integer(data.shape[0]) + integer(data.shape[1])
+             + b"\x86" + dtype + b"\x89" + string(data.tobytes()) + b"tb")
+    return (b"\x80\x02}(" + string(b"data") + array
+            + string(b"labels") + b"](" + b"".join(integer(v) for v in labels) + b"eu.")
+
+
+def test_python2_batch_files_load(tmp_path):    # the official files were written by Python 2
+    folder = _write_fake_cifar(tmp_path)
+    data = np.arange(20 * 3072).reshape(20, 3072).astype(np.uint8)    # every byte value, 128-255 included
+    data[:, 0] = 255 - np.arange(20)
+    (folder / TEST_FILE).write_bytes(_python2_batch(data, [9 - i % 10 for i in range(20)]))
+    _, _, X_test, y_test = load_cifar10_images(tmp_path, download=False)
+    np.testing.assert_array_equal(X_test, data.reshape(20, 3, 32, 32).transpose(0, 2, 3, 1))
+    assert y_test.dtype == np.int64 and y_test.tolist() == [9 - i % 10 for i in range(20)]
+
+
 # Case 7: a directory or a FIFO where a batch file is expected, a batch copied over another
 @pytest.mark.parametrize("make", ["directory", "fifo"])
 def test_batch_that_is_not_a_regular_file(tmp_path, make):
@@ -180,11 +306,32 @@ def test_batch_that_is_not_a_regular_file(tmp_path, make):
         load_cifar10_images(tmp_path, download=False)
 
 
-def test_batch_copied_over_another_is_refused(tmp_path):
+@pytest.mark.parametrize("source,target", [("data_batch_2", TEST_FILE), ("data_batch_1", "data_batch_2"),
+                                           ("data_batch_5", TEST_FILE)])
+def test_batch_copied_over_another_is_refused(tmp_path, source, target):
     folder = _write_fake_cifar(tmp_path)
-    (folder / TEST_FILE).write_bytes((folder / "data_batch_2").read_bytes())
-    with pytest.raises(ValueError, match="data_batch_2 and test_batch .*hold the same images"):
+    (folder / target).write_bytes((folder / source).read_bytes())
+    with pytest.raises(ValueError, match=_whole(
+            f"The CIFAR-10 batch files {source} and {target} in {folder} hold the same images; one was copied "
+            "over the other. Delete the folder and download the dataset again.")):
         load_cifar10_images(tmp_path, download=False)
+
+
+def test_batches_that_share_only_their_first_image_are_distinct(tmp_path):
+    folder = _write_fake_cifar(tmp_path)
+    first = pickle.loads((folder / "data_batch_1").read_bytes())[b"data"][0]
+    data = pickle.loads((folder / "data_batch_2").read_bytes())[b"data"]
+    data[0] = first
+    _rewrite_batch(folder, {b"data": data})
+    X_train, _, _, _ = load_cifar10_images(tmp_path, download=False)
+    np.testing.assert_array_equal(X_train[20], X_train[0])
+
+
+def test_default_root_is_the_repositorys_data_folder(monkeypatch):
+    monkeypatch.delenv("AML_DATA_DIR", raising=False)
+    assert data_root() == (REPO_ROOT / "data").resolve()
+    monkeypatch.setenv("AML_DATA_DIR", "")         # set but empty: the default too, not the working directory
+    assert data_root() == (REPO_ROOT / "data").resolve()
 
 
 @pytest.mark.parametrize("root,error", [(123, TypeError), ("", ValueError)])
@@ -214,17 +361,30 @@ def test_download_into_a_root_under_a_regular_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
-def test_download_into_a_read_only_folder(tmp_path, monkeypatch):
+def _access_as_owner(path, mode):
+    """``os.access`` for the folder's owner who is not root: the owner's permission bits decide."""
+    return mode & ~(os.stat(path).st_mode >> 6) & 0o7 == 0
+
+
+@pytest.mark.parametrize("mode", [0o500, 0o600])     # not writable; writable but not searchable
+def test_download_into_a_read_only_folder(tmp_path, monkeypatch, mode):
+    def offline(url, dest, root):
+        raise ConnectionError(f"Could not download {url}")
+    monkeypatch.setattr(aml.data, "_download", offline)
     ro = tmp_path / "ro"
-    ro.mkdir(mode=0o500)
+    ro.mkdir(mode=mode)
     if hasattr(os, "geteuid") and os.geteuid() == 0:   # root may write anywhere: answer as for a user
-        monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != ro)
+        monkeypatch.setattr(os, "access", _access_as_owner)
+    root = ro / "a" / "b"
     try:
-        with pytest.raises(FileNotFoundError, match="ro is not writable"):
-            ensure_cifar10(ro / "a" / "b")
-        assert not (ro / "a").exists()
+        with pytest.raises(FileNotFoundError, match=_whole(
+                f"CIFAR-10 not found in {root / 'cifar-10-batches-py'}, and downloading it failed: The data root "
+                f"must be a writable folder, or creatable inside one. Got {root} instead: {ro} is not writable. "
+                "Set AML_DATA_DIR to a writable folder.")):
+            ensure_cifar10(root)
     finally:
         ro.chmod(0o700)
+    assert not (ro / "a").exists()
 
 
 def test_failed_download_removes_the_folders_it_created(tmp_path, monkeypatch):

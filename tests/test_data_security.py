@@ -6,10 +6,15 @@ import io
 import os
 import pickle
 import re
+import shutil
 import socket
+import stat
+import sys
 import tarfile
+import tempfile
 import threading
 import time
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -62,8 +67,26 @@ def test_pickle_that_allocates_a_huge_array_is_refused(tmp_path):   # case 1: no
         load_cifar10_images(tmp_path, download=False)
 
 
+# where an offline copy of CIFAR-10 may be, looked up before _isolated_default_root takes effect
+_REAL_ROOTS = (aml.data.data_root(), REPO_ROOT.parent / "shared" / "data")
+
+
+@pytest.fixture
+def tmp_path(tmp_path):
+    """pytest's tmp_path with its symlinks resolved, as data_root() resolves them (macOS: /tmp -> /private/tmp),
+    so that the paths in the expected messages are the ones the loader prints."""
+    return tmp_path.resolve()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_root(tmp_path_factory, monkeypatch):
+    """Point AML_DATA_DIR at an empty folder of its own for each test: a download that lost its root (a bug
+    these tests must catch) lands there, never in the shared data folder where later tests would read it."""
+    monkeypatch.setenv("AML_DATA_DIR", str(tmp_path_factory.mktemp("default-root")))
+
+
 def _real_test_batch():
-    for root in (aml.data.data_root(), REPO_ROOT.parent / "shared" / "data"):
+    for root in _REAL_ROOTS:
         if (root / FOLDER / TEST_FILE).is_file():
             return root / FOLDER / TEST_FILE
     pytest.skip("no offline copy of CIFAR-10 here")
@@ -93,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _server(handler):
     """Run ``handler`` on 127.0.0.1 in a thread; yield the archive's URL there."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.02), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/cifar-10-python.tar.gz"
     finally:
@@ -132,14 +155,92 @@ def _leftovers(root):
     return sorted(p.name for p in root.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".cifar-extract-"))
 
 
+def _whole(message):
+    """A ``match`` pattern that accepts ``message`` and nothing else."""
+    return f"^{re.escape(str(message))}$"
+
+
+class _Stderr:
+    """A stream that shows what was written only once it is flushed, like a block-buffered pipe."""
+    def __init__(self):
+        self.pending, self.shown = "", ""
+
+    def write(self, text):
+        self.pending += text
+        return len(text)
+
+    def flush(self):
+        self.shown, self.pending = self.shown + self.pending, ""
+
+
 def test_successful_download_puts_the_batches_in_place(tmp_path, serve, capsys):
-    serve(_fake_archive())
+    url = serve(_fake_archive())
     root = tmp_path / "new" / "data"
     assert ensure_cifar10(root) == root / FOLDER
     X_train, _, X_test, _ = load_cifar10_images(root, download=False)
     assert X_train.shape == (50, 32, 32, 3) and X_test.shape == (10, 32, 32, 3) and X_test[0, 0, 0, 0] == 5
     assert _leftovers(root) == [] and sorted(p.name for p in root.iterdir()) == [FOLDER]
-    assert "100%" in capsys.readouterr().err
+    # the archive is smaller than 1 MiB: one read, one report
+    assert capsys.readouterr().err == f"CIFAR-10: downloading {url} into {root}\nCIFAR-10: 100% (0 of 0 MiB)\n"
+
+
+def test_download_reports_progress_every_10_percent(tmp_path, serve, monkeypatch):
+    payload = bytes(12 * 2**20)        # twelve reads of 1 MiB; a report whenever a new tenth is complete
+    url = serve(payload, md5="0" * 32)
+    stderr = _Stderr()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        download_cifar10(tmp_path)
+    reports = [" 10% (2", " 20% (3", " 30% (4", " 40% (5", " 50% (6", " 60% (8", " 70% (9", " 80% (10", " 90% (11",
+               "100% (12"]
+    assert stderr.shown == (f"CIFAR-10: downloading {url} into {tmp_path}\n"
+                            + "".join(f"CIFAR-10: {r} of 12 MiB)\n" for r in reports))
+    assert stderr.pending == ""        # each line was flushed as it was written
+
+
+class _NoLength(_Handler):
+    def do_GET(self):                  # HTTP/1.0 without Content-Length: the body ends when the connection does
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(self.payload)
+
+
+def test_download_without_content_length(tmp_path, monkeypatch):
+    archive = _fake_archive()
+    with _server(type("Handler", (_NoLength,), {"payload": archive})) as url:
+        monkeypatch.setattr(aml.data, "URL", url)
+        monkeypatch.setattr(aml.data, "MD5", hashlib.md5(archive).hexdigest())
+        stderr = _Stderr()
+        monkeypatch.setattr(sys, "stderr", stderr)
+        assert download_cifar10(tmp_path) == tmp_path / FOLDER
+    assert stderr.shown == f"CIFAR-10: downloading {url} into {tmp_path}\n"      # no size, so no percentages
+    assert load_cifar10_images(tmp_path, download=False)[2][0, 0, 0, 0] == 5
+
+
+def test_download_of_exactly_the_size_limit_is_accepted(tmp_path, serve, monkeypatch):
+    archive = _fake_archive()
+    serve(archive)
+    monkeypatch.setattr(aml.data, "MAX_ARCHIVE_BYTES", len(archive))
+    assert download_cifar10(tmp_path) == tmp_path / FOLDER
+
+
+def test_download_over_the_size_limit_is_refused(tmp_path, serve, monkeypatch):
+    url = serve(bytes(2**20 + 6))
+    monkeypatch.setattr(aml.data, "MAX_ARCHIVE_BYTES", 2**20 + 5)
+    written = []
+    real_copy = aml.data._copy
+
+    def copy(response, f, url):        # what had reached the file when the download was refused
+        try:
+            return real_copy(response, f, url)
+        finally:
+            written.append(f.tell())
+    monkeypatch.setattr(aml.data, "_copy", copy)
+    with pytest.raises(ValueError, match=_whole(
+            f"The download of {url} must be at most {2**20 + 5} bytes. Got more than that instead; "
+            "this is not the CIFAR-10 archive.")):
+        download_cifar10(tmp_path)
+    assert written == [2**20] and list(tmp_path.iterdir()) == []
 
 
 def test_download_replaces_an_incomplete_folder(tmp_path, serve):   # case 7
@@ -161,15 +262,47 @@ def test_checksum_mismatch(tmp_path, serve):
 
 
 @pytest.mark.parametrize("name,kind", [("../evil", tarfile.REGTYPE), ("/tmp/evil", tarfile.REGTYPE),
+                                       ("..\\evil", tarfile.REGTYPE), (f"{FOLDER}\\..\\..\\evil", tarfile.REGTYPE),
+                                       ("\\tmp\\evil", tarfile.REGTYPE), ("C:evil", tarfile.REGTYPE),
                                        (f"{FOLDER}/link", tarfile.SYMTYPE), (f"{FOLDER}/dev", tarfile.CHRTYPE)])
 def test_unsafe_archive_entries_are_refused(tmp_path, serve, name, kind):
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, "/etc/passwd" if kind == tarfile.SYMTYPE else ""
-    serve(_fake_archive([(info, b"x" if kind == tarfile.REGTYPE else None)]))
+    url = serve(_fake_archive([(info, b"x" if kind == tarfile.REGTYPE else None)]))
     root = tmp_path / "root"
-    with pytest.raises(ValueError, match=f"Got the entry '{re.escape(name)}'"):
+    what = ("relative paths only. Got the entry {!r} instead." if kind == tarfile.REGTYPE else
+            "regular files and folders only. Got the entry {!r} (a link, device or FIFO) instead.")
+    with pytest.raises(ValueError, match=_whole(f"The archive {url} must hold {what.format(name)}")):
         download_cifar10(root)
     assert not root.exists() and not (tmp_path / "evil").exists()
+
+
+def test_extracted_files_get_safe_permissions(tmp_path, serve):
+    # tarfile's "data" filter: no set-user-ID, set-group-ID or sticky bit, no write access for group and
+    # others, and the owner may always read and write
+    entries = []
+    for i, name in enumerate((*TRAIN_FILES, TEST_FILE)):
+        info = tarfile.TarInfo(f"{FOLDER}/{name}")
+        info.mode = 0o7777 if i % 2 else 0o000
+        entries.append((info, _batch_bytes(i)))
+    serve(_tar_gz(entries))
+    folder = download_cifar10(tmp_path)
+    modes = {name: stat.S_IMODE((folder / name).stat().st_mode) for name in (*TRAIN_FILES, TEST_FILE)}
+    assert modes == {name: 0o755 if i % 2 else 0o600 for i, name in enumerate((*TRAIN_FILES, TEST_FILE))}
+
+
+def test_archive_that_is_not_gzip_compressed_is_refused(tmp_path, serve):
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:        # a plain tar of the same files
+        for i, name in enumerate((*TRAIN_FILES, TEST_FILE)):
+            data = _batch_bytes(i)
+            info = tarfile.TarInfo(f"{FOLDER}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    serve(archive.getvalue())
+    with pytest.raises(tarfile.ReadError, match="not a gzip file"):
+        download_cifar10(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_archive_without_the_batches_is_refused(tmp_path, serve):
@@ -195,7 +328,7 @@ def test_server_that_never_answers_times_out(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("status,requests", [(503, 3), (404, 1)])
+@pytest.mark.parametrize("status,requests", [(503, 3), (500, 3), (404, 1), (400, 1), (499, 1)])
 def test_retries_are_bounded(tmp_path, monkeypatch, status, requests):   # a client error is not retried
     monkeypatch.setattr(aml.data, "RETRY_BACKOFF_S", 0.0)
     seen = []
@@ -209,6 +342,109 @@ def test_retries_are_bounded(tmp_path, monkeypatch, status, requests):   # a cli
         with pytest.raises(ConnectionError, match=f"Could not download {re.escape(url)} .*HTTP Error {status}"):
             download_cifar10(tmp_path)
     assert len(seen) == requests and list(tmp_path.iterdir()) == []
+
+
+def test_retries_back_off_linearly(tmp_path, monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(aml.data, "time", types.SimpleNamespace(time=time.time, sleep=sleeps.append))
+    monkeypatch.setattr(aml.data, "RETRY_BACKOFF_S", 0.25)
+
+    class Failing(_Handler):
+        def do_GET(self):
+            self.send_error(503)
+    with _server(Failing) as url:
+        monkeypatch.setattr(aml.data, "URL", url)
+        with pytest.raises(ConnectionError, match=_whole(
+                f"Could not download {url} (attempt 3 of 3, timeout 60 s): HTTPError: HTTP Error 503: Service "
+                f"Unavailable. Put the extracted '{FOLDER}' folder of {url} under {tmp_path}, or set AML_DATA_DIR "
+                "to the folder that holds it (e.g. AML_DATA_DIR=../shared/data).")):
+            download_cifar10(tmp_path)
+    assert sleeps == [0.25, 0.5]
+
+
+def test_temporary_files_stay_in_the_root(tmp_path, monkeypatch):
+    # the archive is 170 MB and is renamed into place: nothing goes to the system's temporary folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-system-tmp"))
+    root = tmp_path / "root"
+    seen = []
+
+    class Watching(_Handler):
+        payload = _fake_archive()
+
+        def do_GET(self):
+            seen.extend(sorted(p.name for p in root.iterdir()))
+            super().do_GET()
+    with _server(Watching) as url:
+        monkeypatch.setattr(aml.data, "URL", url)
+        monkeypatch.setattr(aml.data, "MD5", hashlib.md5(Watching.payload).hexdigest())
+        assert download_cifar10(root) == root / FOLDER
+    # while the archive streams in, the root holds its *.tmp file, which _remove_leftovers knows
+    assert len(seen) == 1 and re.fullmatch(r"cifar-10-python\.tar\.gz\.\w+\.tmp", seen[0]), seen
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"] and os.listdir(root) == [FOLDER]
+
+
+def test_extraction_folder_of_a_killed_run_is_cleaned_up(tmp_path):
+    archive = tmp_path / "archive.tar.gz"
+    archive.write_bytes(_fake_archive())
+    root = tmp_path / "root"
+    _write_batches(root / FOLDER)
+    extracted = aml.data._extract(archive, root)     # what a run killed before the move leaves behind
+    assert extracted.parent == root and extracted.name.startswith(".cifar-extract-")
+    assert sorted(p.name for p in (extracted / FOLDER).iterdir()) == sorted((*TRAIN_FILES, TEST_FILE))
+    old = time.time() - 2 * aml.data.LEFTOVER_AGE_S
+    os.utime(extracted, (old, old))
+    ensure_cifar10(root)
+    assert os.listdir(root) == [FOLDER]
+
+
+def _racing_rmtree(monkeypatch):
+    """Make every shutil.rmtree find its folder already removed by someone else."""
+    real = shutil.rmtree
+
+    def rmtree(path, ignore_errors=False, **kwargs):
+        real(path, ignore_errors=True)
+        real(path, ignore_errors=ignore_errors, **kwargs)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+
+
+def test_cleanup_errors_do_not_hide_the_outcome(tmp_path, serve, monkeypatch):
+    serve(_fake_archive())
+    _racing_rmtree(monkeypatch)
+    assert download_cifar10(tmp_path / "ok") == tmp_path / "ok" / FOLDER
+    assert os.listdir(tmp_path / "ok") == [FOLDER]
+    serve(_tar_gz([(tarfile.TarInfo(f"{FOLDER}/{TEST_FILE}"), _batch_bytes(0))]))
+    with pytest.raises(ValueError, match="lacks data_batch_1"):
+        download_cifar10(tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_archive_removed_by_someone_else_does_not_hide_the_error(tmp_path, monkeypatch):
+    class Deleting(_Handler):
+        def do_GET(self):
+            for p in tmp_path.glob("*.tmp"):
+                p.unlink()
+            self.send_error(404)
+    with _server(Deleting) as url:
+        monkeypatch.setattr(aml.data, "URL", url)
+        with pytest.raises(ConnectionError, match="HTTP Error 404"):
+            download_cifar10(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("what", ["file", "dangling link", "link to a folder"])
+def test_download_replaces_what_is_in_the_way(tmp_path, serve, what):
+    serve(_fake_archive())
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    (outside / "keep").mkdir(parents=True)
+    if what == "file":
+        (root / FOLDER).write_text("not a folder")
+    else:
+        (root / FOLDER).symlink_to(outside if what == "link to a folder" else tmp_path / "nothing")
+    assert download_cifar10(root) == root / FOLDER
+    assert (root / FOLDER).is_dir() and not (root / FOLDER).is_symlink()
+    assert load_cifar10_images(root, download=False)[0].shape == (50, 32, 32, 3)
+    assert os.listdir(outside) == ["keep"]          # a linked folder is unlinked, not emptied
 
 
 def test_leftovers_of_killed_runs_are_removed(tmp_path):
@@ -227,3 +463,26 @@ def test_leftovers_of_killed_runs_are_removed(tmp_path):
     ensure_cifar10(tmp_path)
     assert _leftovers(tmp_path) == sorted(p.name for p in fresh) + ["notes.tmp"]
     assert all(Path(p).exists() for p in fresh)
+
+
+def test_leftover_age_limit_is_inclusive(tmp_path, monkeypatch):
+    now = 1_800_000_000.0
+    monkeypatch.setattr(aml.data, "time", types.SimpleNamespace(time=lambda: now, sleep=time.sleep))
+    _write_batches(tmp_path / FOLDER)
+    for name, age in [("cifar-10-python.tar.gz.a.tmp", aml.data.LEFTOVER_AGE_S),
+                      ("cifar-10-python.tar.gz.b.tmp", aml.data.LEFTOVER_AGE_S - 1)]:
+        (tmp_path / name).write_bytes(b"part of an archive")
+        os.utime(tmp_path / name, (now - age, now - age))
+    ensure_cifar10(tmp_path)
+    assert _leftovers(tmp_path) == ["cifar-10-python.tar.gz.b.tmp"]
+
+
+def test_leftover_that_is_a_link_is_unlinked_not_followed(tmp_path):
+    _write_batches(tmp_path / FOLDER)
+    (tmp_path / "elsewhere" / "precious").mkdir(parents=True)
+    link = tmp_path / ".cifar-extract-link"
+    link.symlink_to(tmp_path / "elsewhere")
+    old = time.time() - 2 * aml.data.LEFTOVER_AGE_S
+    os.utime(link, (old, old), follow_symlinks=False)
+    ensure_cifar10(tmp_path)
+    assert not os.path.lexists(link) and (tmp_path / "elsewhere" / "precious").is_dir()
