@@ -20,7 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 test: lint test-unit test-notebooks test-report
 
 lint: setup
-	$(VENV)/bin/ruff check aml tests benchmarks
+	$(VENV)/bin/ruff check .
 
 test-unit: setup
 	$(PY) -m pytest tests
