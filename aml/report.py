@@ -454,14 +454,21 @@ def combine(paths: list[Path], *, smoke: bool = False, status: dict[str, str] | 
     report.metadata["title"] = TITLE
     report.metadata["authors"] = AUTHORS
     runs = {path.name: dict(nb.metadata.get("aml_run", {})) for path, nb in sources}
-    # the sections are named by the questions (Q2, Q3a, ...), so LaTeX adds no numbers of its own
-    unnumbered = nbformat.v4.new_raw_cell(r"\setcounter{secnumdepth}{0}")
-    unnumbered.metadata["raw_mimetype"] = "text/latex"
-    report.cells.append(unnumbered)
     report.cells.append(nbformat.v4.new_markdown_cell(front_page(runs, status or {}, smoke)))
     for _, nb in sources:
         report.cells.extend(c for c in map(report_cell, nb.cells) if c is not None)
     return report
+
+
+EXPORT_OPTIONS = {"exclude_input": True, "exclude_input_prompt": True, "exclude_output_prompt": True}
+#: nbconvert's LaTeX template with unnumbered sections (the headings name the questions) and figures
+#: capped at 45% of the page height (no half-empty pages)
+LATEX_TEMPLATE = Path(__file__).parent / "templates" / "aml_report.tex.j2"
+
+
+def latex_exporter(cls):
+    """An nbconvert LaTeX/PDF exporter (``cls``) with the report's template and options."""
+    return cls(template_file=str(LATEX_TEMPLATE), **EXPORT_OPTIONS)
 
 
 def export(report, out: Path) -> Path:
@@ -472,12 +479,12 @@ def export(report, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "report.ipynb") as tmp:
         nbformat.write(report, tmp)
-    options = {"exclude_input": True, "exclude_input_prompt": True, "exclude_output_prompt": True}
-    html, _ = HTMLExporter(**options).from_notebook_node(report)
+    html, _ = HTMLExporter(**EXPORT_OPTIONS).from_notebook_node(report)
     with atomic_path(out / "report.html") as tmp:
         tmp.write_text(html)
     try:
-        pdf, _ = PDFExporter(**options).from_notebook_node(report, resources={"metadata": {"path": str(REPO_ROOT)}})
+        resources = {"metadata": {"path": str(REPO_ROOT)}}
+        pdf, _ = latex_exporter(PDFExporter).from_notebook_node(report, resources=resources)
     except Exception as e:  # noqa: BLE001 - nbconvert raises LatexFailed (or pandoc's errors) with the log
         raise ReportError(f"PDF export failed: {str(e)[-3000:]}") from None
     with atomic_path(out / "report.pdf") as tmp:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._checks import check_choice, check_positive_int, check_seed
+from ._checks import check_choice, check_nonneg_int, check_positive_int, check_seed
 
 QUESTIONS = ("q3b", "q4")
 CREATE_ATTEMPTS = 5   # workers that start at the same moment race to create a new database's tables
@@ -34,17 +34,20 @@ CREATE_ATTEMPTS = 5   # workers that start at the same moment race to create a n
 class Budget:
     """How much a search may spend: trials, epochs per trial (the pruner's resource), and the number
     of training images each trial sees (a subset screens cheaply), and ``final_epochs``: the epochs
-    of the promoted runs, which retrain the best complete trial's configuration on the whole training
-    set with several seeds."""
+    of the runs that retrain the best complete trial's configuration on the whole training set with
+    several seeds. Q4 has a second stage, ``promote_epochs`` (0: none): the depth study's seeds run
+    ``final_epochs`` each, and only the chosen depth is then trained for ``promote_epochs``."""
     n_trials: int
     max_epochs: int
     min_epochs: int
     num_train: int
     final_epochs: int
+    promote_epochs: int = 0
 
     def __post_init__(self):
         for name in ("n_trials", "max_epochs", "min_epochs", "num_train", "final_epochs"):
             check_positive_int(name, getattr(self, name))
+        check_nonneg_int("promote_epochs", self.promote_epochs)
         if self.min_epochs > self.max_epochs:
             raise ValueError(f"The 'min_epochs' parameter must be at most max_epochs={self.max_epochs}. "
                              f"Got {self.min_epochs} instead.")
@@ -54,11 +57,14 @@ class Budget:
 #: within 20 minutes and 04 within 25, searches, seeds and the test included), "gpu" for one CUDA
 #: GPU (Q4 only), "smoke" for CI.
 BUDGETS = {
-    ("q3b", "cpu"): Budget(n_trials=30, max_epochs=9, min_epochs=1, num_train=10000, final_epochs=15),
+    ("q3b", "cpu"): Budget(n_trials=30, max_epochs=9, min_epochs=1, num_train=10000, final_epochs=25),
     ("q3b", "smoke"): Budget(n_trials=4, max_epochs=2, min_epochs=1, num_train=500, final_epochs=1),
-    ("q4", "cpu"): Budget(n_trials=10, max_epochs=9, min_epochs=1, num_train=10000, final_epochs=10),
-    ("q4", "gpu"): Budget(n_trials=24, max_epochs=15, min_epochs=2, num_train=49000, final_epochs=40),
-    ("q4", "smoke"): Budget(n_trials=3, max_epochs=2, min_epochs=1, num_train=500, final_epochs=1),
+    ("q4", "cpu"): Budget(n_trials=8, max_epochs=9, min_epochs=1, num_train=10000, final_epochs=8,
+                          promote_epochs=25),
+    ("q4", "gpu"): Budget(n_trials=24, max_epochs=15, min_epochs=2, num_train=49000, final_epochs=30,
+                          promote_epochs=60),
+    ("q4", "smoke"): Budget(n_trials=3, max_epochs=2, min_epochs=1, num_train=500, final_epochs=1,
+                            promote_epochs=2),
 }
 
 
@@ -91,7 +97,8 @@ def suggest_q3b(trial, *, smoke: bool = False) -> dict:
 
 def suggest_q4(trial, *, smoke: bool = False, gpu: bool = False) -> dict:
     """The Q4 search space at a fixed depth (flat MLPConfig fields; the depth is the study's). Widths
-    are what the machine affords: up to 512 on the CPU budget, up to 3072 on a GPU."""
+    are what the machine affords: up to 512 on the CPU budget, up to 3072 on a GPU. Flips are always
+    on (see :func:`q4_config`); the crop's padding is searched."""
     widths = [32, 64] if smoke else ([1024, 2048, 3072] if gpu else [256, 512])
     return {
         "width": trial.suggest_categorical("width", widths),
@@ -99,22 +106,32 @@ def suggest_q4(trial, *, smoke: bool = False, gpu: bool = False) -> dict:
         "weight_decay": trial.suggest_float("weight_decay", 1e-3, 2e-1, log=True),
         "dropout": trial.suggest_float("dropout", 0.0, 0.5, step=0.1),
         "batch_size": trial.suggest_categorical("batch_size", [128, 256, 512]),
-        "flip": trial.suggest_categorical("flip", [False, True]),
+        "crop_padding": trial.suggest_categorical("crop_padding", [2, 4]),
     }
 
 
-def q3b_config(params: dict, *, epochs: int, seed: int = 0):
+def q3b_config(params: dict, *, epochs: int, seed: int = 0, screened_epochs: int | None = None):
     """The NetConfig of a Q3b trial's ``params``; the fixed parts are the search's budget, not tuning:
-    He initialisation, shuffled epochs, ``epochs`` epochs, keep the best validation epoch."""
+    He initialisation, shuffled epochs, ``epochs`` epochs, keep the best validation epoch.
+
+    ``screened_epochs``: the epochs the trial was screened for. A promoted run of ``epochs`` epochs
+    then stretches a step schedule to its length, ``decay ** (screened_epochs / epochs)`` per epoch,
+    so that it ends at the learning rate the trial ended at (a cosine schedule stretches by itself)."""
     from .tuning import NetConfig
+    params = dict(params)
+    if screened_epochs is not None and params.get("lr_schedule", "step") == "step" and "learning_rate_decay" in params:
+        screened_epochs = check_positive_int("screened_epochs", screened_epochs)
+        params["learning_rate_decay"] = params["learning_rate_decay"] ** (screened_epochs / epochs)
     return NetConfig.from_dict({"std": None, "sampling": "epoch", "num_epochs": epochs, "keep_best": True,
                                 "seed": seed, **params})
 
 
 def q4_config(params: dict, *, depth: int, epochs: int, seed: int = 0):
-    """The MLPConfig of a Q4 trial's ``params`` at ``depth``: He init, BatchNorm, AdamW, one-cycle."""
+    """The MLPConfig of a Q4 trial's ``params`` at ``depth``: He init, BatchNorm, AdamW, one-cycle and
+    random flips (a GPU sweep at the CPU's sizes, benchmarks/gpu_runs/, showed flips and crops worth
+    1-5 points from 10 epochs on: fixed, not searched)."""
     from .mlp import MLPConfig, hidden_layers_for_depth
-    p = dict(params)
+    p = {"flip": True, **params}
     width = p.pop("width")
     return MLPConfig(hidden_layers=hidden_layers_for_depth(depth, width), num_epochs=epochs, init="kaiming",
                      batch_norm=True, optimizer="adamw", schedule="onecycle", seed=seed, **p)

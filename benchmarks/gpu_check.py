@@ -72,9 +72,9 @@ def main() -> int:
     best_path = REPO_ROOT / "results" / "q4_best.json"
     best = json.loads(best_path.read_text())["config"]
     b = budget("q4", False, gpu=True)
-    config = MLPConfig.from_dict({**best, "num_epochs": b.final_epochs})
+    config = MLPConfig.from_dict({**best, "num_epochs": b.promote_epochs})
     model, history = fit(config, gpu)
-    print(f"best recipe ({best_path.name}, depth {config.depth}) at the GPU budget ({b.final_epochs} epochs): "
+    print(f"best recipe ({best_path.name}, depth {config.depth}) at the GPU budget ({b.promote_epochs} epochs): "
           f"validation accuracy {history['val_acc_history'][-1]:.4f} (best epoch {history['best_val_acc']:.4f}), "
           f"{history['train_seconds']:.0f} s of training")
     return 0 if tests.returncode == 0 else 1

@@ -353,14 +353,23 @@ def test_table_renders_markdown_and_escaped_latex():
     assert r"\begin{tabular}{lr}" in latex and r"a\_b \& c & 0.612 \\" in latex
 
 
-def test_report_sections_are_unnumbered_in_latex(tmp_path):
+def test_report_latex_has_unnumbered_sections_and_capped_figures(tmp_path):
+    import base64
+
+    from nbconvert import LatexExporter
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# Q2: backprop")]
+    png = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                                         "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"))
+    cell = nbformat.v4.new_code_cell("plot()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png.decode()})]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Q2: backprop\n\n## Q2a"), cell]
     path = tmp_path / "01_x.ipynb"
     nbformat.write(nb, path)
-    raw = [c for c in report.combine([path]).cells if c.cell_type == "raw"]
-    assert [c.source for c in raw] == [r"\setcounter{secnumdepth}{0}"]
-    assert raw[0].metadata["raw_mimetype"] == "text/latex"
+    tex, _ = report.latex_exporter(LatexExporter).from_notebook_node(report.combine([path]))
+    preamble, body = tex.split(r"\begin{document}")
+    assert r"\setcounter{secnumdepth}{0}" in preamble and r"\raggedbottom" in preamble
+    assert r"\section{Q2: backprop}" in body and r"\subsection{Q2a}" in body
+    assert r"\adjustimage{max size={0.9\linewidth}{0.45\paperheight}}" in body and "plot()" not in body
 
 
 def test_summary_notebook_runs_whenever_an_earlier_one_runs(tmp_path, monkeypatch):

@@ -98,6 +98,27 @@ def test_q3b_config_fixes_only_the_budget():
                                                                                                     "epoch")
 
 
+def test_q3b_config_stretches_a_step_schedule_to_the_promoted_length():
+    params = {"hidden_size": 40, "learning_rate": 0.01, "lr_schedule": "step", "learning_rate_decay": 0.8}
+    promoted = search.q3b_config(params, epochs=18, screened_epochs=9).to_dict()
+    assert promoted["learning_rate_decay"] == pytest.approx(0.8 ** 0.5)
+    assert promoted["learning_rate_decay"] ** 18 == pytest.approx(0.8 ** 9)      # ends where the trial ended
+    assert search.q3b_config(params, epochs=18).to_dict()["learning_rate_decay"] == 0.8
+    assert params["learning_rate_decay"] == 0.8                                     # the caller's dict untouched
+    cosine = {**params, "lr_schedule": "cosine"}
+    assert search.q3b_config(cosine, epochs=18, screened_epochs=9).to_dict()["learning_rate_decay"] == 0.8
+    with pytest.raises(ValueError, match="'screened_epochs'"):
+        search.q3b_config(params, epochs=18, screened_epochs=0)
+
+
+def test_q4_config_fixes_flips_and_takes_the_searched_crop():
+    params = {"width": 64, "lr": 1e-3, "weight_decay": 0.01, "dropout": 0.1, "batch_size": 128, "crop_padding": 4}
+    cfg = search.q4_config(params, depth=3, epochs=5, seed=2)
+    assert (cfg.flip, cfg.crop_padding, cfg.hidden_layers, cfg.num_epochs, cfg.seed) == (True, 4, (64, 64), 5, 2)
+    assert (cfg.init, cfg.batch_norm, cfg.optimizer, cfg.schedule) == ("kaiming", True, "adamw", "onecycle")
+    assert search.q4_config({**params, "flip": False}, depth=2, epochs=1).flip is False   # old studies' params
+
+
 def test_budgets_are_validated_and_picked_by_machine():
     assert search.budget("q4", False, gpu=True) == search.BUDGETS[("q4", "gpu")]
     assert search.budget("q4", True, gpu=True) == search.BUDGETS[("q4", "smoke")]
@@ -106,6 +127,10 @@ def test_budgets_are_validated_and_picked_by_machine():
         search.budget("q5", False)
     with pytest.raises(ValueError, match="'min_epochs'"):
         search.Budget(n_trials=1, max_epochs=2, min_epochs=3, num_train=1, final_epochs=1)
+    with pytest.raises(ValueError, match="'promote_epochs'"):
+        search.Budget(n_trials=1, max_epochs=2, min_epochs=1, num_train=1, final_epochs=1, promote_epochs=-1)
+    for b in search.BUDGETS.values():
+        assert b.promote_epochs == 0 or b.promote_epochs > b.final_epochs
 
 
 def test_q4_search_runs_at_a_depth(tmp_path):
