@@ -126,15 +126,16 @@ def q3b_config(params: dict, *, epochs: int, seed: int = 0, screened_epochs: int
                                 "seed": seed, **params})
 
 
-def q4_config(params: dict, *, depth: int, epochs: int, seed: int = 0):
+def q4_config(params: dict, *, depth: int, epochs: int, seed: int = 0, normalize: str = "handout"):
     """The MLPConfig of a Q4 trial's ``params`` at ``depth``: He init, BatchNorm, AdamW, one-cycle and
     random flips (a GPU sweep at the CPU's sizes, benchmarks/gpu_runs/, showed flips and crops worth
-    1-5 points from 10 epochs on: fixed, not searched)."""
+    1-5 points from 10 epochs on: fixed, not searched). ``normalize``: the inputs' normalisation, the
+    data's (``"zca"`` on the GPU budget)."""
     from .mlp import MLPConfig, hidden_layers_for_depth
     p = {"flip": True, **params}
     width = p.pop("width")
     return MLPConfig(hidden_layers=hidden_layers_for_depth(depth, width), num_epochs=epochs, init="kaiming",
-                     batch_norm=True, optimizer="adamw", schedule="onecycle", seed=seed, **p)
+                     batch_norm=True, optimizer="adamw", schedule="onecycle", seed=seed, normalize=normalize, **p)
 
 
 def make_storage(storage: str | Path):
@@ -213,7 +214,8 @@ def q4_objective(data, budget: Budget, *, depth: int, smoke: bool = False, gpu: 
         start = time.perf_counter()
         trial.set_user_attr("epochs", 0)
         try:
-            config = q4_config(suggest_q4(trial, smoke=smoke, gpu=gpu), depth=depth, epochs=budget.max_epochs)
+            config = q4_config(suggest_q4(trial, smoke=smoke, gpu=gpu), depth=depth, epochs=budget.max_epochs,
+                               normalize=data.normalize)
             _, history = fit(config, data, on_epoch=_reporter(trial))
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))

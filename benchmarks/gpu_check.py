@@ -1,5 +1,7 @@
-"""The GPU path, measured: CUDA-only tests, one epoch on the GPU against the CPU, and the best Q4 recipe
-trained on the real data at the GPU budget. Without CUDA it says so and exits 0.
+"""The GPU path, measured: CUDA-only tests, one epoch on the GPU against the CPU, and notebook 04's GPU
+budget for the tuned setting on the real data: ZCA-whitened inputs, the GPU search (wider networks) at the
+depth the CPU run chose, and its best trial promoted to the budget's longer run. Needs optuna (carried as
+wheels to the device machine, see benchmarks/README.md). Without CUDA it says so and exits 0.
 
     python benchmarks/gpu_check.py                       # CIFAR-10 from $AML_DATA_DIR
     python benchmarks/gpu_check.py --data /tmp/chunks    # or from benchmarks/pack_cifar.py's chunks
@@ -9,9 +11,12 @@ Prints validation accuracy only: the test set is evaluated once, in notebook 04,
 from __future__ import annotations
 
 import argparse
+import collections
+import dataclasses
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,9 +24,9 @@ import numpy as np
 import torch
 
 from aml.machine import machine_info
-from aml.mlp import MLPConfig, TensorSplits, fit, to_tensor_images
+from aml.mlp import MLPConfig, TensorSplits, fit, to_tensor_images, zca_splits
 from aml.paths import REPO_ROOT
-from aml.search import budget
+from aml.search import best_complete_trial, budget, q4_config, run_search
 
 
 def load_splits(data: Path | None, device: str) -> TensorSplits:
@@ -46,6 +51,7 @@ def epoch_seconds(config: MLPConfig, data: TensorSplits) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="folder of pack_cifar.py chunks")
+    parser.add_argument("--n-trials", type=int, default=None, help="trials of the GPU search (default: the budget's)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device here; nothing to check (exit 0).")
@@ -70,13 +76,29 @@ def main() -> int:
           f"ratio {t_cpu / t_gpu:.0f}x")
 
     best_path = REPO_ROOT / "results" / "q4_best.json"
-    best = json.loads(best_path.read_text())["config"]
+    depth = json.loads(best_path.read_text())["depth"]
     b = budget("q4", False, gpu=True)
-    config = MLPConfig.from_dict({**best, "num_epochs": b.promote_epochs})
-    model, history = fit(config, gpu)
-    print(f"best recipe ({best_path.name}, depth {config.depth}) at the GPU budget ({b.promote_epochs} epochs): "
-          f"validation accuracy {history['val_acc_history'][-1]:.4f} (best epoch {history['best_val_acc']:.4f}), "
-          f"{history['train_seconds']:.0f} s of training")
+    if args.n_trials is not None:
+        b = dataclasses.replace(b, n_trials=args.n_trials)
+    start = time.perf_counter()
+    tuned = zca_splits(gpu)
+    torch.cuda.synchronize()
+    print(f"ZCA whitening fitted and applied in {time.perf_counter() - start:.1f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        study = run_search("q4", tuned, storage=Path(tmp) / "q4_gpu.journal", study_name=f"q4-gpu-depth{depth}",
+                           depth=depth, gpu=True, n_trials=b.n_trials)
+        searched = time.perf_counter() - start
+        trials, trial = study.trials, best_complete_trial(study)     # read before the journal goes
+    states = collections.Counter(t.state.name.lower() for t in trials)
+    print(f"GPU search at depth {depth} (the CPU run's chosen depth, {best_path.name}): {len(trials)} trials "
+          f"({dict(states)}), {searched:.0f} s; best complete trial {trial.number}: validation {trial.value:.4f}, "
+          f"{trial.params}")
+    config = q4_config(trial.params, depth=depth, epochs=b.promote_epochs, normalize=tuned.normalize)
+    _, history = fit(config, tuned)
+    print(f"best GPU trial promoted to {b.promote_epochs} epochs: validation accuracy "
+          f"{history['val_acc_history'][-1]:.4f} (best epoch {history['best_val_acc']:.4f}), train accuracy "
+          f"{history['train_acc_history'][-1]:.4f}, {history['train_seconds']:.0f} s of training")
     return 0 if tests.returncode == 0 else 1
 
 

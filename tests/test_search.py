@@ -117,6 +117,8 @@ def test_q4_config_fixes_flips_and_takes_the_searched_crop():
     assert (cfg.flip, cfg.crop_padding, cfg.hidden_layers, cfg.num_epochs, cfg.seed) == (True, 4, (64, 64), 5, 2)
     assert (cfg.init, cfg.batch_norm, cfg.optimizer, cfg.schedule) == ("kaiming", True, "adamw", "onecycle")
     assert search.q4_config({**params, "flip": False}, depth=2, epochs=1).flip is False   # old studies' params
+    assert cfg.normalize == "handout"
+    assert search.q4_config(params, depth=2, epochs=1, normalize="zca").normalize == "zca"
 
 
 def test_budgets_are_validated_and_picked_by_machine():

@@ -18,7 +18,7 @@ from .model import ACTIVATIONS, DEFAULT_INIT, INITS, check_hidden_layers
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("step", "cosine", "onecycle")
-NORMALIZATIONS = ("handout", "standard")
+NORMALIZATIONS = ("handout", "standard", "zca")
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,9 @@ class MLPConfig:
     init : {"handout", "kaiming", "torch"}, batch_norm : bool, dropout : float in [0, 1),
     activation : {"relu", "gelu", "tanh"}
         The model (see :class:`MultiLayerPerceptron`).
-    normalize : {"handout", "standard"}
-        The inputs it expects: ``"handout"`` [-1, 1], ``"standard"`` z-score per channel.
+    normalize : {"handout", "standard", "zca"}
+        The inputs it expects: ``"handout"`` [-1, 1], ``"standard"`` z-score per channel, ``"zca"``
+        whitened by :func:`aml.mlp.whiten.zca_splits` (the GPU budget).
     flip : bool, crop_padding : int >= 0
         Random horizontal flips and random crops of the zero-padded image, per training batch.
     label_smoothing : float in [0, 1)
