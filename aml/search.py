@@ -57,10 +57,10 @@ class Budget:
 #: within 20 minutes and 04 within 25, searches, seeds and the test included), "gpu" for one CUDA
 #: GPU (Q4 only), "smoke" for CI.
 BUDGETS = {
-    ("q3b", "cpu"): Budget(n_trials=30, max_epochs=9, min_epochs=1, num_train=10000, final_epochs=25),
+    ("q3b", "cpu"): Budget(n_trials=24, max_epochs=9, min_epochs=1, num_train=20000, final_epochs=25),
     ("q3b", "smoke"): Budget(n_trials=4, max_epochs=2, min_epochs=1, num_train=500, final_epochs=1),
-    ("q4", "cpu"): Budget(n_trials=8, max_epochs=9, min_epochs=1, num_train=10000, final_epochs=8,
-                          promote_epochs=25),
+    ("q4", "cpu"): Budget(n_trials=16, max_epochs=9, min_epochs=1, num_train=10000, final_epochs=6,
+                          promote_epochs=22),
     ("q4", "gpu"): Budget(n_trials=24, max_epochs=15, min_epochs=2, num_train=49000, final_epochs=30,
                           promote_epochs=60),
     ("q4", "smoke"): Budget(n_trials=3, max_epochs=2, min_epochs=1, num_train=500, final_epochs=1,

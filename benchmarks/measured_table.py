@@ -34,6 +34,7 @@ def table() -> str:
     per_nb = ", ".join(f"{name[:2]}: {r['seconds'] / 60:.1f} min" for name, r in runs.items() if "seconds" in r)
     b_mean, b_std = mean_std(q3b["val_acc_seeds"])
     m_mean, m_std = mean_std(q4["val_acc_seeds"])
+    d_mean, d_std = mean_std(q4["depth_study_val_acc_seeds"])
     looks = {r["question"]: r for r in summary()}
     rows = [
         ("machine of the committed run",
@@ -45,8 +46,11 @@ def table() -> str:
          f"{b_mean:.3f} ± {b_std:.3f} ({len(q3b['val_acc_seeds'])} seeds; search trial {q3b['search_trial']})"),
         ("Q3b tested model, test 1,000 / 10,000", f"{q3b['test_acc']:.3f} / {q3b['test_acc_full']:.3f} (seed "
          f"{q3b['tested_seed']}, {q3b['train_seconds']:.0f} s of training)"),
-        ("Q4c best depth, validation over seeds", f"depth {q4['depth']}: {m_mean:.3f} ± {m_std:.3f}"
+        ("Q4c best depth, validation over seeds (depth study)",
+         f"depth {q4['depth']}: {d_mean:.3f} ± {d_std:.3f} at {q4['depth_study_epochs']} epochs"
          + (f" (ties: depth {', '.join(map(str, q4['tied_depths']))})" if q4["tied_depths"] else "")),
+        ("Q4c chosen depth promoted, validation over seeds",
+         f"{m_mean:.3f} ± {m_std:.3f} ({len(q4['val_acc_seeds'])} seeds, {q4['promote_epochs']} epochs)"),
         ("Q4c tested model, test 1,000 / 10,000", f"{q4['test_acc']:.3f} / {q4['test_acc_full']:.3f} (seed "
          f"{q4['tested_seed']}, {q4['train_seconds']:.0f} s on {q4['device']}, {q4['budget']} budget)"),
         ("test-set ledger: distinct configurations tested", ", ".join(
