@@ -41,12 +41,11 @@ def _integer_epochs(ax) -> None:
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
 
-def _train_val_legend(ax, handles=(), **kwargs) -> None:
-    """A legend that also says which line style is train and which validation."""
+def _style_handles():
+    """Legend entries that say which line style is train (dashed) and which validation (solid)."""
     from matplotlib.lines import Line2D
-    styles = [Line2D([], [], color="0.3", ls="--", lw=1.2, label="train"),
-              Line2D([], [], color="0.3", ls="-", lw=2, label="validation")]
-    ax.legend(handles=[*handles, *styles], **kwargs)
+    return [Line2D([], [], color="0.3", ls="--", lw=1.2, label="train"),
+            Line2D([], [], color="0.3", ls="-", lw=2, label="validation")]
 
 
 def relu_heaviside(name="relu_heaviside"):
@@ -89,25 +88,26 @@ def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, lo
 def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 50):
     """One run's history (:mod:`aml.history`): the loss per iteration (and its moving average) and the
     validation loss per epoch, and train / validation accuracy per epoch, both against epochs (a
-    partial last epoch is drawn where it ended)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    partial last epoch is drawn where it ended). Train is blue, validation orange; each legend entry
+    is drawn as its line is."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.1))
     loss = np.asarray(history["loss_history"], dtype=float)
     per_epoch = history["iterations_per_epoch"]
     x = np.arange(1, len(loss) + 1) / per_epoch
-    axes[0].plot(x, loss, lw=0.8, alpha=0.35, color="C0")
-    handles = []
+    axes[0].plot(x, loss, lw=0.8, alpha=0.35, color="C0", label="train, each minibatch")
     if len(loss) > smooth > 1:
-        axes[0].plot(x[smooth - 1:], np.convolve(loss, np.ones(smooth) / smooth, "valid"), lw=2, color="C0")
+        axes[0].plot(x[smooth - 1:], np.convolve(loss, np.ones(smooth) / smooth, "valid"), lw=2, color="C0",
+                     label=f"train, mean of {smooth}")
     epochs = np.asarray(history["epoch_history"], dtype=float)
     val_loss = np.asarray(history.get("val_loss_history", []), dtype=float)
     if val_loss.size and np.isfinite(val_loss).any():
-        axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2)
-    axes[0].set(title="Loss (train: every minibatch and its moving average)", xlabel="epoch")
-    _train_val_legend(axes[0], fontsize=8)
-    axes[1].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2)
-    axes[1].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2)
+        axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2, label="validation")
+    axes[0].set(title="Loss", xlabel="epoch")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
+    axes[1].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label="validation")
     axes[1].set(title="Accuracy", xlabel="epoch")
-    _train_val_legend(axes[1], handles, fontsize=8)
+    axes[1].legend(fontsize=8)
     for ax in axes:
         _integer_epochs(ax)
     if title:
@@ -156,7 +156,7 @@ def class_samples(images: np.ndarray, labels: np.ndarray, class_names, name: str
         for r, i in enumerate(idx):
             axes[r, c].imshow(images[i])
             axes[r, c].set_axis_off()
-        axes[0, c].set_title(class_names[c], fontsize=7)
+        axes[0, c].set_title(class_names[c], fontsize=8)
     fig.tight_layout(pad=0.2)
     save(fig, name)
     return fig
@@ -181,35 +181,35 @@ def sweep_scatter(rows: list[dict], name: str, *, x="learning_rate", y="reg", co
     return fig
 
 
-def accuracy_curves(curves: dict[str, dict], name: str, *, title: str = "", ncols: int = 1):
-    """Train (dashed) and validation (solid) accuracy per epoch of several labelled histories, in
-    ``ncols`` panels side by side (curves split evenly), so that they do not hide each other."""
+def accuracy_curves(panels: dict[str, dict[str, dict]], name: str, *, title: str = ""):
+    """Train (dashed) and validation (solid) accuracy per epoch of labelled histories, one panel per
+    entry of ``panels`` ({panel title: {label: history}}), side by side with a shared y axis, so that
+    they do not hide each other. A label has the same colour in every panel; one legend below."""
     from matplotlib.lines import Line2D
-    items = list(curves.items())
-    ncols = max(1, min(ncols, len(items)))
-    fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols if ncols > 1 else 7, 3.8), sharey=True, squeeze=False)
-    per_panel = math.ceil(len(items) / ncols)
-    for p, ax in enumerate(axes[0]):
-        handles = []
-        for i, (label, h) in enumerate(items[p * per_panel:(p + 1) * per_panel], start=p * per_panel):
+    labels = list(dict.fromkeys(label for curves in panels.values() for label in curves))
+    colour = {label: f"C{i}" for i, label in enumerate(labels)}
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(2.9 * n if n > 1 else 6, 3.2), sharey=True, squeeze=False)
+    for ax, (panel, curves) in zip(axes[0], panels.items()):
+        for label, h in curves.items():
             epochs = np.asarray(h["epoch_history"], dtype=float)
-            ax.plot(epochs, h["train_acc_history"], "--", color=f"C{i}", lw=1.2)
-            ax.plot(epochs, h["val_acc_history"], "-", color=f"C{i}", lw=2)
-            handles.append(Line2D([], [], color=f"C{i}", lw=2, label=label))
-        ax.set(xlabel="epoch")
+            ax.plot(epochs, h["train_acc_history"], "--", color=colour[label], lw=1.2)
+            ax.plot(epochs, h["val_acc_history"], "-", color=colour[label], lw=2)
+        ax.set(xlabel="epoch", title=panel)
         _integer_epochs(ax)
-        _train_val_legend(ax, handles, fontsize=7)
     axes[0][0].set(ylabel="accuracy")
+    handles = [Line2D([], [], color=colour[label], lw=2, label=label) for label in labels] + _style_handles()
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     save(fig, name)
     return fig
 
 
 def layer_scales(stats: dict[str, dict[str, list]], name: str, *, title=""):
     """Per-layer std of activations and of weight gradients (log scale), one line per network."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.1))
     for i, (label, s) in enumerate(stats.items()):
         axes[0].plot(range(1, len(s["activation_std"]) + 1), s["activation_std"], "o-", color=f"C{i}", label=label)
         axes[1].plot(range(1, len(s["grad_std"]) + 1), s["grad_std"], "o-", color=f"C{i}", label=label)
@@ -228,7 +228,7 @@ def layer_scales(stats: dict[str, dict[str, list]], name: str, *, title=""):
 def search_history(table, name: str, *, title: str = ""):
     """An Optuna study's trials (``aml.search.trials_table``): the value of each trial by state, the
     best complete value so far, and the epochs each trial reached before it was stopped."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.1))
     colours = {"COMPLETE": "C0", "PRUNED": "C7", "FAIL": "C3"}
     for state, colour in colours.items():
         part = table[table["state"] == state]
@@ -239,7 +239,7 @@ def search_history(table, name: str, *, title: str = ""):
     done = table[table["state"] == "COMPLETE"].sort_values("number")
     if len(done):
         axes[0].step(done["number"], done["value"].cummax(), where="post", color="C1", label="best complete so far")
-    axes[0].set(xlabel="trial", ylabel="validation accuracy (last epoch reported)", title="Trials")
+    axes[0].set(xlabel="trial", ylabel="validation accuracy", title="Trials (last epoch reported)")
     axes[0].legend(fontsize=8)
     axes[1].set(xlabel="trial", ylabel="epochs trained", title="Budget spent (successive halving)")
     for ax in axes:
@@ -255,7 +255,7 @@ def search_history(table, name: str, *, title: str = ""):
 def param_importances(importances: dict[str, float], name: str, *, title: str = "Which hyper-parameters mattered"):
     """Horizontal bars of hyper-parameter importances (fractions of the explained variance)."""
     items = sorted(importances.items(), key=lambda kv: kv[1])
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(items) + 1))
+    fig, ax = plt.subplots(figsize=(4.8, 0.28 * len(items) + 1))
     ax.barh([k for k, _ in items], [v for _, v in items], color="C0")
     ax.set(xlabel="importance (PED-ANOVA)", title=title)
     fig.tight_layout()
@@ -283,7 +283,7 @@ def confusion_matrix(matrix: np.ndarray, class_names, name: str, *, title: str =
     return fig
 
 
-def misclassified(images: np.ndarray, true, pred, class_names, name: str, *, ncols: int = 8, title: str = ""):
+def misclassified(images: np.ndarray, true, pred, class_names, name: str, *, ncols: int = 6, title: str = ""):
     """uint8 images (n, 32, 32, 3), each titled "true / predicted"."""
     n = len(images)
     nrows = math.ceil(n / ncols)
@@ -292,7 +292,7 @@ def misclassified(images: np.ndarray, true, pred, class_names, name: str, *, nco
         ax.set_axis_off()
         if k < n:
             ax.imshow(images[k])
-            ax.set_title(f"{class_names[true[k]]}\n→ {class_names[pred[k]]}", fontsize=7)
+            ax.set_title(f"{class_names[true[k]]}\n→ {class_names[pred[k]]}", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -461,8 +461,8 @@ def combine(paths: list[Path], *, smoke: bool = False, status: dict[str, str] | 
 
 
 EXPORT_OPTIONS = {"exclude_input": True, "exclude_input_prompt": True, "exclude_output_prompt": True}
-#: nbconvert's LaTeX template with unnumbered sections (the headings name the questions) and figures
-#: capped at 45% of the page height (no half-empty pages)
+#: nbconvert's LaTeX template: unnumbered sections (the headings name the questions), figures as floats
+#: capped at 45% of the page height, no heading at a page's foot (no half-empty pages)
 LATEX_TEMPLATE = Path(__file__).parent / "templates" / "aml_report.tex.j2"
 
 

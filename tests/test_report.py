@@ -353,7 +353,7 @@ def test_table_renders_markdown_and_escaped_latex():
     assert r"\begin{tabular}{lr}" in latex and r"a\_b \& c & 0.612 \\" in latex
 
 
-def test_report_latex_has_unnumbered_sections_and_capped_figures(tmp_path):
+def test_report_latex_has_unnumbered_sections_floating_capped_figures_and_kept_headings(tmp_path):
     import base64
 
     from nbconvert import LatexExporter
@@ -370,6 +370,9 @@ def test_report_latex_has_unnumbered_sections_and_capped_figures(tmp_path):
     assert r"\setcounter{secnumdepth}{0}" in preamble and r"\raggedbottom" in preamble
     assert r"\section{Q2: backprop}" in body and r"\subsection{Q2a}" in body
     assert r"\adjustimage{max size={0.9\linewidth}{0.45\paperheight}}" in body and "plot()" not in body
+    # a figure floats (text fills the page where it does not fit), and a heading never sits at a page's foot
+    assert r"\begin{figure}[htbp]" in body and r"\newcommand{\amlneedspace}" in preamble
+    assert body.index(r"\amlneedspace{0.18\textheight}") < body.index(r"\section{Q2: backprop}")
 
 
 def test_summary_notebook_runs_whenever_an_earlier_one_runs(tmp_path, monkeypatch):
