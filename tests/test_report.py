@@ -375,6 +375,24 @@ def test_report_latex_has_unnumbered_sections_floating_capped_figures_and_kept_h
     assert body.index(r"\amlneedspace{0.18\textheight}") < body.index(r"\section{Q2: backprop}")
 
 
+def test_report_latex_keeps_a_label_on_its_table_s_page(tmp_path):
+    from nbconvert import LatexExporter
+    table = Table([{"a": i} for i in range(5)], {"a": "value"})
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("show()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/markdown": "**The label**"}),
+                    nbformat.v4.new_output("display_data", data={"text/latex": table._repr_latex_(),
+                                                                  "text/markdown": table.markdown})]
+    nb.cells = [cell]
+    path = tmp_path / "01_x.ipynb"
+    nbformat.write(nb, path)
+    tex, _ = report.latex_exporter(LatexExporter).from_notebook_node(report.combine([path]))
+    body = tex.split(r"\begin{document}")[1]
+    # 6 rows (header and 5) + 4 lines: asked for before the label, so the label moves with its table
+    assert body.index(r"\amlneedspace{10\baselineskip}") < body.index("The label") < body.index(r"\begin{tabular}")
+    assert body.count(r"\amlneedspace{10\baselineskip}") == 1
+
+
 def test_summary_notebook_runs_whenever_an_earlier_one_runs(tmp_path, monkeypatch):
     paths = []
     for name, meta in (("01_a.ipynb", {}), ("02_summary.ipynb", {"aml": {"reads_results": True}})):
