@@ -98,3 +98,32 @@ def summary(path: Path | None = None, *, include_smoke: bool = False) -> list[di
                     "configurations": len({r["config_hash"] for r in mine}),
                     "first": mine[0]["utc"][:10], "last": mine[-1]["utc"][:10]})
     return out
+
+
+def looks(question: str, config_hash: str, path: Path | None = None, *, include_smoke: bool = False) -> dict:
+    """How often the test set has been looked at for ``question``: its ``evaluations`` and distinct
+    ``configurations``, and for one configuration its evaluations (``this_config``) and the distinct
+    accuracies they gave (``accuracies``, sorted). Smoke (CI) rows are left out unless ``include_smoke``."""
+    path = Path(path or ledger_path())
+    rows = read_csv(path) if path.exists() else []
+    mine = [r for r in rows if r["question"] == question and (include_smoke or r["smoke"] == "False")]
+    same = [r for r in mine if r["config_hash"] == config_hash]
+    return {"evaluations": len(mine), "configurations": len({r["config_hash"] for r in mine}),
+            "this_config": len(same), "accuracies": sorted({float(r["accuracy"]) for r in same})}
+
+
+def describe_looks(label: str, looked: dict) -> str:
+    """One sentence for the report from :func:`looks`: how often the test set was evaluated for the
+    question ``label`` and for this configuration, and whether this is a first look."""
+    def n(count, noun):
+        return f"{count} {noun}{'' if count == 1 else 's'}"
+
+    text = (f"The ledger now holds {n(looked['evaluations'], 'test evaluation')} for {label}, of "
+            f"{n(looked['configurations'], 'configuration')}; "
+            f"this one was evaluated {n(looked['this_config'], 'time')}")
+    if looked["this_config"] > 1 and len(looked["accuracies"]) == 1:
+        text += ", always with the same result (re-runs of the same code)"
+    if looked["configurations"] > 1:
+        return text + (". So this is not a first look at the test set: earlier recipes were tested too (the "
+                       "summary lists every row).")
+    return text + "."

@@ -49,7 +49,7 @@ def _style_handles():
 
 
 def relu_heaviside(name="relu_heaviside"):
-    """ReLU(z) and its derivative, the Heaviside step H(z) (taken as 0 at z = 0)."""
+    """ReLU(z) and its derivative, the Heaviside step Θ(z) (taken as 0 at z = 0)."""
     z = np.linspace(-3, 3, 601)
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
     axes[0].plot(z, np.maximum(z, 0), lw=2)
@@ -58,7 +58,7 @@ def relu_heaviside(name="relu_heaviside"):
     axes[1].plot(z[z > 0], np.ones((z > 0).sum()), lw=2, color="C1")
     axes[1].plot([0], [0], "o", color="C1")
     axes[1].plot([0], [1], "o", mfc="white", color="C1")
-    axes[1].set(title="ReLU'(z) = H(z)", xlabel="z", ylim=(-0.15, 1.15))
+    axes[1].set(title="ReLU'(z) = Θ(z)", xlabel="z", ylim=(-0.15, 1.15))
     fig.tight_layout()
     save(fig, name)
     return fig
@@ -89,7 +89,8 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     """One run's history (:mod:`aml.history`): the loss per iteration (and its moving average) and the
     validation loss per epoch, and train / validation accuracy per epoch, both against epochs (a
     partial last epoch is drawn where it ended). Train is blue, validation orange; each legend entry
-    is drawn as its line is."""
+    is drawn as its line is. The loss axis is logarithmic when the largest loss exceeds three times the
+    median (a large start, such as an L2 term at initialisation, would flatten the rest)."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.1))
     loss = np.asarray(history["loss_history"], dtype=float)
     per_epoch = history["iterations_per_epoch"]
@@ -102,7 +103,9 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     val_loss = np.asarray(history.get("val_loss_history", []), dtype=float)
     if val_loss.size and np.isfinite(val_loss).any():
         axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2, label="validation")
-    axes[0].set(title="Loss", xlabel="epoch")
+    if loss.size and np.nanmax(loss) > 3 * np.nanmedian(loss):   # a large start (an L2 term) would flatten the rest
+        axes[0].set_yscale("log")
+    axes[0].set(title="Loss" + (" (log scale)" if axes[0].get_yscale() == "log" else ""), xlabel="epoch")
     axes[0].legend(fontsize=8)
     axes[1].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
     axes[1].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label="validation")

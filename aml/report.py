@@ -359,7 +359,7 @@ def software_versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     found = [f"Python {platform.python_version()}"]
-    for pkg in ("numpy", "torch", "torchvision", "matplotlib", "nbconvert"):
+    for pkg in ("numpy", "torch", "torchvision", "optuna", "matplotlib", "nbconvert"):
         try:
             found.append(f"{pkg} {version(pkg)}")
         except PackageNotFoundError:
@@ -404,8 +404,9 @@ def front_page(runs: dict[str, dict], status: dict[str, str], smoke: bool) -> st
         "",
         f"- **Built on:** {info['date']}",
         f"- **Machine:** {'; '.join(machines)}",
-        ("- **Seeds:** 0 in every notebook (the handout's toy figures use `np.random.seed(0)` and `(1)`, "
-         "as the handout does)"),
+        ("- **Seeds:** `SEED = 0` in every notebook; studies over seeds add 1 and 2 (Q3b and Q4c retrains) or "
+         "1 (Q3b ablation, Q4c controls); the handout's toy figures use `np.random.seed(0)` and `(1)`, as the "
+         "handout does"),
         f"- **Software:** {software_versions()}",
     ]
     if smoke:

@@ -107,6 +107,19 @@ def test_summary_counts_distinct_configs_per_question_ignoring_smoke_rows(out):
     assert ledger.summary(out / "results" / "test_ledger.csv") == ledger.summary()
 
 
+def test_looks_counts_a_question_and_one_configuration_s_evaluations(out):
+    def row(q, h, acc, smoke=False):
+        return dict(zip(ledger.COLUMNS, ["2024-01-02T10:00:00Z", q, h, 0, 10, acc, "c", smoke]))
+
+    for r in [row("Q3", "aaa", 0.5), row("Q4", "aaa", 0.7), row("Q3", "bbb", 0.6), row("Q3", "aaa", 0.5),
+              row("Q3", "aaa", 0.4, smoke=True), row("Q3", "ccc", 0.55)]:
+        ledger.append_row(r)
+    assert ledger.looks("Q3", "aaa") == {"evaluations": 4, "configurations": 3, "this_config": 2, "accuracies": [0.5]}
+    assert ledger.looks("Q3", "aaa", include_smoke=True)["accuracies"] == [0.4, 0.5]
+    assert ledger.looks("Q4", "zzz") == {"evaluations": 1, "configurations": 1, "this_config": 0, "accuracies": []}
+    assert ledger.looks("Q5", "aaa", out / "nowhere.csv")["evaluations"] == 0
+
+
 def test_summary_of_a_missing_ledger_is_empty(out):
     assert ledger.summary() == []
 
@@ -116,3 +129,14 @@ def test_current_commit(monkeypatch, tmp_path):
     assert re.fullmatch(r"([0-9a-f]{4,40}(\+dirty)?|unknown)", commit)
     monkeypatch.setattr(ledger, "REPO_ROOT", tmp_path)                # not a git repository
     assert ledger.current_commit() == "unknown"
+
+
+def test_describe_looks_says_whether_the_test_was_seen_before():
+    first = {"evaluations": 1, "configurations": 1, "this_config": 1, "accuracies": [0.5]}
+    assert ledger.describe_looks("Q4", first) == ("The ledger now holds 1 test evaluation for Q4, of 1 "
+                                                  "configuration; this one was evaluated 1 time.")
+    again = {"evaluations": 5, "configurations": 2, "this_config": 3, "accuracies": [0.5]}
+    text = ledger.describe_looks("Q3b", again)
+    assert "5 test evaluations for Q3b, of 2 configurations; this one was evaluated 3 times, always" in text
+    assert "not a first look" in text
+    assert "always" not in ledger.describe_looks("Q3b", {**again, "accuracies": [0.4, 0.5]})

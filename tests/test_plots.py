@@ -56,3 +56,11 @@ def test_accuracy_curves_keep_a_label_s_colour_across_panels_and_share_one_legen
     (legend,) = fig.legends
     assert [t.get_text() for t in legend.get_texts()] == ["depth 2", "depth 3", "train", "validation"]
     assert [h.get_linestyle() for h in legend.legend_handles[-2:]] == ["--", "-"]
+
+
+def test_training_curves_use_a_log_loss_axis_only_when_the_start_dwarfs_the_rest():
+    h = _history()
+    assert plots.training_curves(h, "lin").axes[0].get_yscale() == "linear"
+    h["loss_history"][0] = 12.0
+    fig = plots.training_curves(h, "log")
+    assert fig.axes[0].get_yscale() == "log" and "log scale" in fig.axes[0].get_title()
