@@ -372,6 +372,8 @@ def test_report_latex_has_unnumbered_sections_floating_capped_figures_and_kept_h
     assert r"\adjustimage{max size={0.9\linewidth}{0.45\paperheight}}" in body and "plot()" not in body
     # a figure floats (text fills the page where it does not fit), and a heading never sits at a page's foot
     assert r"\begin{figure}[htbp]" in body and r"\newcommand{\amlneedspace}" in preamble
+    # with \raggedbottom, a negative penalty before a section or a list would end a page early
+    assert all(rf"\{name}=0" in preamble for name in ("@secpenalty", "@beginparpenalty", "@endparpenalty"))
     assert body.index(r"\amlneedspace{0.18\textheight}") < body.index(r"\section{Q2: backprop}")
 
 
