@@ -30,11 +30,11 @@ test-notebooks: setup
 	  $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
 
 test-report: setup
-	$(PY) -m aml.report --smoke --out $$(mktemp -d /tmp/aml-report-XXXXXX) --check
+	$(PY) -m tools.report --smoke --out $$(mktemp -d /tmp/aml-report-XXXXXX) --check
 
 ## make report: execute every notebook with the full budget and export report/report.pdf
 report: setup
-	$(PY) -m aml.report --out report $(if $(filter-out 0,$(FORCE)),--force)
+	$(PY) -m tools.report --out report $(if $(filter-out 0,$(FORCE)),--force)
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -6,8 +6,7 @@ PyTorch half: :mod:`aml.mlp` (imported on demand, so the NumPy half needs no tor
 from .data import CIFAR10Split, load_cifar10
 from .flips import random_hflip
 from .gradient_check import check_model_gradients, eval_numerical_gradient, rel_error
-from .machine import machine_info
-from .seeding import set_seed
+from .runs import machine_info, set_seed
 from .solver import accuracy, train
 from .two_layer_net import TwoLayerNet, softmax
 

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from ._checks import check_nonneg_int, check_positive_int
-from .paths import REPO_ROOT
+from .runs import REPO_ROOT
 
 try:
     from numpy._core.multiarray import _reconstruct

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ._checks import check_labels
-from .files import atomic_path, read_csv, to_jsonable
-from .paths import REPO_ROOT, results_dir
+from .runs import REPO_ROOT, atomic_path, read_csv, results_dir, to_jsonable
 
 COLUMNS = ("utc", "question", "config_hash", "seed", "n_test", "accuracy", "commit", "smoke")
 

@@ -9,8 +9,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
-from .files import atomic_path
-from .paths import imgs_dir
+from .runs import atomic_path, imgs_dir
 
 #: The look of every figure, applied to each figure as it is saved (:func:`save`), so importing this
 #: module changes no global setting of matplotlib. (A ``plt.style.context`` around the first figure
@@ -29,7 +28,7 @@ def _apply_style(fig) -> None:
 
 
 def save(fig, name: str, folder: Path | None = None) -> Path:
-    """Save ``fig`` as ``<folder>/<name>.png`` (default: :func:`aml.paths.imgs_dir`), atomically."""
+    """Save ``fig`` as ``<folder>/<name>.png`` (default: :func:`aml.runs.imgs_dir`), atomically."""
     _apply_style(fig)
     path = Path(folder or imgs_dir()) / f"{name}.png"
     with atomic_path(path) as tmp:
@@ -86,7 +85,7 @@ def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, lo
 
 
 def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 50):
-    """One run's history (:mod:`aml.history`): the loss per iteration (and its moving average) and the
+    """One run's history (:mod:`aml.training`): the loss per iteration (and its moving average) and the
     validation loss per epoch, and train / validation accuracy per epoch, both against epochs (a
     partial last epoch is drawn where it ended). Train is blue, validation orange; each legend entry
     is drawn as its line is. The loss axis is logarithmic when the largest loss exceeds three times the

@@ -44,15 +44,10 @@ from ._checks import (
     check_X,
     check_y,
 )
-from .history import new_history
+from .training import TrainingDiverged, check_divergence, new_history
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 EpochCallback = Callable[[int, dict], None]
-
-#: Training stops with :class:`TrainingDiverged` once a minibatch loss exceeds this multiple of
-#: the first minibatch's loss (or is NaN/inf). A softmax loss that grows 100-fold has left any
-#: useful region; a healthy run's loss falls from its start.
-DIVERGENCE_FACTOR = 100.0
 
 
 @dataclass(frozen=True)
@@ -124,19 +119,6 @@ class SGDConfig:
         return self.num_epochs * self.iterations_per_epoch(num_train)
 
 
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN/inf or grew past :data:`DIVERGENCE_FACTOR` times its start.
-
-    ``history`` holds what was recorded up to the stop; the model has been reset to the parameters
-    named in ``restored`` ("best" validation epoch with ``keep_best``, else the "last finite" ones
-    checked at the previous epoch end, or the initial ones).
-    """
-
-    def __init__(self, message: str, *, iteration: int, history: dict, restored: str):
-        super().__init__(message)
-        self.iteration, self.history, self.restored = iteration, history, restored
-
-
 def minibatch_indices(it: int, *, num_train: int, batch_size: int, sampling: str, draw,
                       order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Row indices (batch_size,) of iteration ``it`` and the epoch's permutation.
@@ -166,16 +148,6 @@ def update_rule(config: SGDConfig) -> Callable:
         return optim.sgd
     rule = optim.nesterov_momentum if config.nesterov else optim.sgd_momentum
     return lambda w, dw, state, *, lr: rule(w, dw, state, lr=lr, momentum=config.momentum)
-
-
-def check_divergence(loss: float, first_loss: float, it: int, learning_rate: float) -> str | None:
-    """Why the run has diverged at iteration ``it``, or None if it has not."""
-    if not math.isfinite(loss):
-        return f"the training loss became {loss} at iteration {it}"
-    if loss > DIVERGENCE_FACTOR * first_loss:
-        return (f"the training loss grew to {loss:.3g} at iteration {it}, more than {DIVERGENCE_FACTOR:g} "
-                f"times its first value {first_loss:.3g}")
-    return None
 
 
 def accuracy(model, X: np.ndarray, y: np.ndarray, batch_size: int = 5000, *, predict=None) -> float:
@@ -228,7 +200,7 @@ def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, augment
 
     Returns
     -------
-    The history of :func:`aml.history.new_history`: ``loss_history`` (num_iters,), and per epoch
+    The history of :func:`aml.training.new_history`: ``loss_history`` (num_iters,), and per epoch
     ``epoch_history`` (epochs done, fractional for a partial last epoch), ``train_acc_history``,
     ``val_acc_history``, ``val_loss_history``, ``lr_history``; plus ``best_val_acc``,
     ``best_epoch``, ``iterations_per_epoch`` and ``train_seconds``.
@@ -279,7 +251,7 @@ def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, augment
         loss, grads = model.loss(X_batch, y[idx], reg=config.reg, rng=aux_rng)
         first_loss = loss if first_loss is None else first_loss
         history["loss_history"][it] = loss
-        reason = check_divergence(loss, first_loss, it, config.learning_rate)
+        reason = check_divergence(loss, first_loss, it)
         if reason is None:
             for name, param in model.params.items():
                 step(param, grads[name], states[name], lr=lr)

@@ -175,7 +175,7 @@ class TwoLayerNet:
 
     def save(self, path) -> None:
         """Write the parameters to an ``.npz`` file atomically (temp file, then rename)."""
-        from .files import atomic_path
+        from .runs import atomic_path
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, dropout=np.array(self.dropout), **self.params)

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aml.machine import machine_info
 from aml.mlp import MLPConfig, TensorSplits, fit, to_tensor_images, zca_splits
-from aml.paths import REPO_ROOT
+from aml.runs import REPO_ROOT, machine_info
 from aml.search import best_complete_trial, budget, q4_config, run_search
 
 

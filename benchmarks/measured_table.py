@@ -14,7 +14,7 @@ import nbformat
 
 from aml.ledger import summary
 from aml.metrics import mean_std
-from aml.paths import REPO_ROOT
+from aml.runs import REPO_ROOT
 
 START, END = "<!-- measured:start -->", "<!-- measured:end -->"
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from aml import TwoLayerNet
-from aml.machine import machine_info
+from aml.runs import machine_info
 
 N, D, H, C = 200, 3072, 1000, 10
 LR, REG = 1e-4, 0.1

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from aml.data import load_cifar10_images
-from aml.machine import machine_info
 from aml.mlp import MLPConfig, build_model, make_optimizer, to_tensor_images, train_one_epoch
+from aml.runs import machine_info
 
 CONFIG = MLPConfig()  # the handout's: hidden [50], batch 200, Adam lr 1e-3, weight decay 1e-3, N(0, 1e-3) init
 

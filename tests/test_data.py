@@ -10,7 +10,7 @@ import aml.data
 from aml import load_cifar10
 from aml.data import TEST_FILE, TRAIN_FILES, data_root, ensure_cifar10, load_cifar10_images
 from aml.flips import hflip_images
-from aml.paths import REPO_ROOT
+from aml.runs import REPO_ROOT
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 

@@ -23,7 +23,7 @@ import pytest
 
 import aml.data
 from aml.data import FOLDER, TEST_FILE, TRAIN_FILES, download_cifar10, ensure_cifar10, load_cifar10_images
-from aml.paths import REPO_ROOT
+from aml.runs import REPO_ROOT
 
 
 def _batch_bytes(index, per_batch=10):

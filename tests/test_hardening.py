@@ -11,7 +11,6 @@ import torch
 
 from aml import TwoLayerNet, accuracy, eval_numerical_gradient, set_seed, train
 from aml.features import PCA
-from aml.files import write_json
 from aml.flips import random_hflip
 from aml.mlp import (
     MLPConfig,
@@ -23,7 +22,8 @@ from aml.mlp import (
     save_checkpoint,
     to_tensor_images,
 )
-from aml.solver import TrainingDiverged
+from aml.runs import write_json
+from aml.training import TrainingDiverged
 from aml.tuning import NetConfig, run_config
 
 
@@ -89,10 +89,10 @@ def test_exploding_run_with_keep_best_restores_the_best_epoch():
 
 
 def test_growing_loss_is_divergence_even_when_finite(monkeypatch):
-    import aml.solver
+    import aml.training
     X, y = _blobs()
     net = TwoLayerNet(6, 20, 3, std=0.1, seed=0)
-    monkeypatch.setattr(aml.solver, "DIVERGENCE_FACTOR", 1.0001)   # any growth counts
+    monkeypatch.setattr(aml.training, "DIVERGENCE_FACTOR", 1.0001)   # any growth counts
     with pytest.raises(TrainingDiverged, match="times its first value"):
         train(net, X, y, X, y, learning_rate=5.0, num_iters=40, batch_size=10, seed=0)
 

@@ -21,7 +21,7 @@ from aml.mlp import (
     predict,
     train_one_epoch,
 )
-from aml.solver import TrainingDiverged
+from aml.training import TrainingDiverged
 
 
 def _model(hidden=(4,), seed=0, **kw):

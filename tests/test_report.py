@@ -3,9 +3,9 @@ import types
 import nbformat
 import pytest
 
-from aml import report
-from aml.files import atomic_path
+from aml.runs import atomic_path
 from aml.tables import Table
+from tools import report
 
 FAKE_MACHINE = {"date": "2030-01-02 03:04", "cpu": "Test CPU", "cpu_count": 2, "gpu": None}
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from aml.data import CIFAR10Split
-from aml.files import read_csv, write_csv
 from aml.flips import hflip_images
+from aml.runs import read_csv, write_csv
 from aml.solver import SGDConfig
 from aml.tables import markdown_table
 from aml.tuning import NetConfig, run_config, run_many

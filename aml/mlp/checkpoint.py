@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..files import atomic_path, to_jsonable
+from ..runs import atomic_path, to_jsonable
 from .config import MLPConfig
 from .train import build_model
 

@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_positive_int
-from ..history import new_history
-from ..solver import DIVERGENCE_FACTOR, TrainingDiverged
+from ..training import DIVERGENCE_FACTOR, TrainingDiverged, new_history
 from .augment import augment_batch
 from .config import MLPConfig
 from .data import TensorSplits
@@ -141,7 +140,7 @@ def fit(config: MLPConfig, data: TensorSplits, *, verbose: bool = False, num_tra
         on_epoch: EpochCallback | None = None):
     """Train the model of ``config`` on ``data``; return (model, history).
 
-    history: the format of :mod:`aml.history` (``loss_history`` per step; per epoch
+    history: the format of :mod:`aml.training` (``loss_history`` per step; per epoch
     ``train_acc_history`` measured in ``eval()`` mode on a fixed subset of ``num_train_eval``
     training images, ``val_acc_history``, ``val_loss_history``, ``lr_history``), plus
     ``running_train_acc_history`` (on the augmented minibatches, in train mode) and ``device``.
@@ -150,7 +149,7 @@ def fit(config: MLPConfig, data: TensorSplits, *, verbose: bool = False, num_tra
     Raises
     ------
     TrainingDiverged
-        When an epoch's losses hold NaN/inf or exceed :data:`aml.solver.DIVERGENCE_FACTOR` times the
+        When an epoch's losses hold NaN/inf or exceed :data:`aml.training.DIVERGENCE_FACTOR` times the
         first one; the model is reset to its parameters at the end of the last good epoch.
     """
     if config.normalize != data.normalize:

@@ -1,15 +1,37 @@
-"""Atomic file writes (temp file, then rename) and strict JSON / CSV results files."""
+"""A run: where its files go, how they are written (atomically, strict JSON), its seed, and the machine it ran on."""
 from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as _dt
 import json
 import math
 import os
+import platform
+import random
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ._checks import check_seed
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def output_root() -> Path:
+    """Where figures (``imgs/``) and results (``results/``) go: ``$AML_OUTPUT_DIR`` if set (CI's
+    small-budget runs write to a temporary folder, so they never overwrite the full run's files),
+    else the repository."""
+    return Path(os.environ.get("AML_OUTPUT_DIR") or REPO_ROOT)
+
+
+def imgs_dir() -> Path:
+    return output_root() / "imgs"
+
+
+def results_dir() -> Path:
+    return output_root() / "results"
 
 
 @contextlib.contextmanager
@@ -78,3 +100,48 @@ def write_csv(rows: list[dict], path) -> Path:
 def read_csv(path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """CPU model, core count, GPU (if torch sees one), Python and package versions, date."""
+    info = {
+        "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "gpu": None,
+    }
+    try:
+        import torch
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy's global generator and torch (if installed) in one call, for notebooks.
+
+    The seed (an int in [0, 2**32)) is validated before any generator is touched, so a bad seed
+    leaves them all as they were.
+    """
+    seed = check_seed("seed", seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+    except ImportError:  # torch is optional for the NumPy half of the project
+        return
+    torch.manual_seed(seed)

@@ -1,8 +1,8 @@
 """Build the report: execute notebooks 01-04, then export them as one PDF (and HTML) with the code hidden.
 
-    python -m aml.report --out report            # the main job (make report): full budget, in place
-    python -m aml.report --out report --force    # the same, re-running every notebook (make report FORCE=1)
-    python -m aml.report --smoke --out DIR --check   # CI (make test): small budget, copies, PDF checked
+    python -m tools.report --out report            # the main job (make report): full budget, in place
+    python -m tools.report --out report --force    # the same, re-running every notebook (make report FORCE=1)
+    python -m tools.report --smoke --out DIR --check   # CI (make test): small budget, copies, PDF checked
 
 Full mode executes ``notebooks/NN_*.ipynb`` in place (their outputs are the report's source) and
 writes ``report.pdf``, ``report.html`` and ``report.ipynb`` into ``--out``. Like Jupyter Book with
@@ -38,12 +38,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .files import atomic_path
-from .machine import machine_info
-from .paths import REPO_ROOT
+from aml.runs import REPO_ROOT, atomic_path, machine_info
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = REPO_ROOT / "aml"
 TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
 QUESTIONS = ("Q2a", "Q2b", "Q2c", "Q3a", "Q3b", "Q4a", "Q4b", "Q4c")
 TITLE = "AML Assignment 2: neural networks from first principles"
@@ -279,7 +277,7 @@ def reads_earlier_results(path: Path) -> bool:
 
 def ensure_data() -> None:
     """Make sure CIFAR-10 is in place (downloading it if missing) before any notebook needs it."""
-    from .data import ensure_cifar10
+    from aml.data import ensure_cifar10
 
     ensure_cifar10()
 

@@ -1,0 +1,1 @@
+"""The notebook build behind ``make report`` (execution, cache, LaTeX template, PDF checks); not part of ``aml``."""
