@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup test lint test-unit test-notebooks test-report report lab bench clean-venv mutate
+.PHONY: setup test lint test-unit test-notebooks test-report report lab bench clean-venv clean-runs mutate
 
 setup: $(STAMP)
 
@@ -25,16 +25,26 @@ lint: setup
 test-unit: setup
 	$(PY) -m pytest tests
 
+## nbval writes into a temporary run folder seeded with the committed results (never results/ or imgs/)
 test-notebooks: setup
-	AML_SMOKE=1 AML_OUTPUT_DIR=$$(mktemp -d /tmp/aml-nbval-XXXXXX) \
+	out=$$(mktemp -d /tmp/aml-nbval-XXXXXX) && \
+	  $(PY) -c 'import sys; from aml.runs import seed_run_folder; seed_run_folder(sys.argv[1])' "$$out" && \
+	  AML_SMOKE=1 AML_OUTPUT_DIR="$$out" \
 	  $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
 
+## a smoke build runs in runs/<stamp>-smoke/ and never promotes; its report goes to a temporary folder
 test-report: setup
 	$(PY) -m tools.report --smoke --out $$(mktemp -d /tmp/aml-report-XXXXXX) --check
 
-## make report: execute every notebook with the full budget and export report/report.pdf
+## make report: execute (in runs/<stamp>/) the notebooks whose cache key changed, with the full budget,
+## export and check the PDF, then promote: notebooks/, results/, imgs/, the ledger's new rows, report/.
+## FORCE=1 re-runs every notebook. A failed build promotes nothing and names its run folder.
 report: setup
-	$(PY) -m tools.report --out report $(if $(filter-out 0,$(FORCE)),--force)
+	$(PY) -m tools.report $(if $(filter-out 0,$(FORCE)),--force)
+
+## make clean-runs: delete the git-ignored run folders (interactive sessions, nbval, smoke and full builds)
+clean-runs:
+	rm -rf runs
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -3,7 +3,13 @@
 Shapes: N images; D = 3072 = 32 x 32 x 3 values per flattened image. Images are returned as
 (N, 32, 32, 3) uint8 or flattened to (N, D) in height-width-channel order, the layout of the
 handout's loader. The dataset is looked for in ``<root>/cifar-10-batches-py/``, where root is the
-``root`` argument, else the environment variable ``AML_DATA_DIR``, else the repository's ``data/``.
+``root`` argument, else the environment variable ``AML_DATA_DIR`` (a relative one is taken relative to
+the repository, so notebooks, scripts and tests find the same folder), else the repository's ``data/``.
+
+The test split is returned sealed (:class:`SealedTest`): it reaches a model only through
+:func:`aml.ledger.evaluate_on_test`, which records every look in the test-set ledger. Choices are made
+on a selection split carved out of the training images (:func:`selection_indices`), so the handout's
+validation images give an unbiased estimate of the chosen model.
 
 The batch files are pickles, so they are read with an unpickler that builds NumPy arrays and plain
 containers only: a file that names any other Python object is refused, never run.
@@ -27,7 +33,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
-from ._checks import check_nonneg_int, check_positive_int
+from ._checks import check_nonneg_int, check_positive_int, check_seed
 from .runs import REPO_ROOT
 
 try:
@@ -59,21 +65,139 @@ _BATCH_GLOBALS = {
 }
 
 
+class SealedTest:
+    """The test split, sealed: its images and labels reach a model only through
+    :func:`aml.ledger.evaluate_on_test`, which appends a row to the test-set ledger before it returns.
+
+    ``len()``, ``shape`` and ``repr`` say how big the split is; nothing else of it can be read, indexed,
+    iterated or turned into an array. Preprocessing that must also apply to test images (a fitted
+    transform, a conversion to tensors) goes through :meth:`map`, which returns a new sealed split.
+
+    Parameters
+    ----------
+    X : numpy.ndarray or torch.Tensor, shape (N, ...)
+        The test images: (N, D) flattened, (N, 32, 32, 3) uint8, or (N, 3, 32, 32) tensors.
+    y : numpy.ndarray of int, shape (N,)
+        Their labels.
+
+    Notes
+    -----
+    The loaders build this object themselves (:func:`load_cifar10`, :func:`load_cifar10_images`). The
+    public constructor is the escape for unit tests and for code that builds its own splits: the seal
+    is a convention Python cannot enforce; ``_open`` is for :mod:`aml.ledger` (and this module's loaders) alone.
+    """
+
+    __slots__ = ("_X", "_y")
+
+    def __init__(self, X, y):
+        shape = getattr(X, "shape", None)
+        if shape is None or len(shape) < 1:
+            raise TypeError("The 'X' parameter of SealedTest must be an array or tensor of shape (N, ...). "
+                            f"Got {_describe(X)} instead.")
+        if not (isinstance(y, np.ndarray) and y.dtype.kind in "iu" and y.ndim == 1):
+            raise TypeError("The 'y' parameter of SealedTest must be a 1-D integer numpy.ndarray (N,). "
+                            f"Got {_describe(y)} instead.")
+        if y.shape[0] != shape[0]:
+            raise ValueError(f"The 'y' parameter of SealedTest must hold one label per image, {shape[0]}. "
+                             f"Got {y.shape[0]} labels instead.")
+        y = y.astype(np.int64)          # a copy: the sealed labels cannot be changed through the caller's array
+        y.flags.writeable = False
+        self._X, self._y = X, y
+
+    def __len__(self) -> int:
+        return int(self._y.shape[0])
+
+    @property
+    def shape(self) -> tuple:
+        """The shape of the sealed images, e.g. (N, D)."""
+        return tuple(self._X.shape)
+
+    def __repr__(self) -> str:
+        return (f"SealedTest({len(self)} images of shape {self.shape[1:]}, dtype={self._X.dtype}; sealed: "
+                "evaluate with aml.ledger.evaluate_on_test)")
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("A SealedTest cannot be turned into an array: evaluate a model on it with "
+                        "aml.ledger.evaluate_on_test, which records the look in the test-set ledger.")
+
+    def map(self, fn) -> "SealedTest":
+        """The same split with ``fn`` applied to its images: ``SealedTest(fn(X), y)``.
+
+        For preprocessing only (subtracting a fitted mean, a PCA, ``to_tensor_images``, moving to a
+        device): ``fn`` sees the test images, so it must not be a model or anything that keeps them.
+
+        Parameters
+        ----------
+        fn : callable
+            ``fn(X) -> X'`` with X' of shape (N, ...), one row per image.
+        """
+        if not callable(fn):
+            raise TypeError(f"The 'fn' parameter must be callable. Got {_describe(fn)} instead.")
+        out = fn(self._X)
+        if getattr(out, "shape", (None,))[:1] != (len(self),):
+            raise ValueError(f"The 'fn' parameter must return one row per test image, shape ({len(self)}, ...). "
+                             f"Got {_describe(out)} instead.")
+        return SealedTest(out, self._y)
+
+    def head(self, num_test: int) -> "SealedTest":
+        """The first ``num_test`` images (the handout's test set is the first 1,000), still sealed."""
+        num_test = check_nonneg_int("num_test", num_test)
+        if num_test > len(self):
+            raise ValueError(f"The 'num_test' parameter must be at most {len(self)}. Got {num_test} instead.")
+        return SealedTest(self._X[:num_test], self._y[:num_test])
+
+    def _open(self) -> tuple:
+        """(X, y): for :func:`aml.ledger.evaluate_on_test` only."""
+        return self._X, self._y
+
+
 @dataclass(frozen=True)
 class CIFAR10Split:
-    """The handout's split. X arrays are (N, D) HWC-flattened; y arrays are (N,) int64."""
+    """The handout's split plus an optional selection split; X arrays are (N, D) HWC-flattened and y
+    arrays (N,) int64.
+
+    Sizes, as :func:`load_cifar10` makes them: ``X_train`` holds ``num_training - num_selection``
+    images, ``X_sel`` ``num_selection`` (carved out of the first ``num_training``, stratified; (0, D)
+    when there is none), ``X_val`` the next ``num_validation`` and ``test`` the first ``num_test`` test
+    images, sealed (:class:`SealedTest`).
+
+    Every choice (search, pruning, best epoch, flips, depth, the tested seed) is made on the selection
+    split; the validation split then gives an unbiased estimate, and the test split one ledgered look.
+    """
     X_train: np.ndarray
     y_train: np.ndarray
     X_val: np.ndarray
     y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    mean_image: np.ndarray | None   # (D,) the training mean that was subtracted, or None
+    test: SealedTest
+    mean_image: np.ndarray | None = None   # (D,) the training mean that was subtracted, or None
+    X_sel: np.ndarray | None = None        # (S, D); None means empty, (0, D)
+    y_sel: np.ndarray | None = None        # (S,)
     class_names: tuple = CLASS_NAMES
 
+    def __post_init__(self):
+        if not isinstance(self.test, SealedTest):
+            raise TypeError("The 'test' parameter of CIFAR10Split must be a SealedTest (build one with "
+                            f"aml.data.SealedTest(X_test, y_test)). Got {_describe(self.test)} instead.")
+        if (self.X_sel is None) != (self.y_sel is None):
+            raise ValueError("The 'X_sel' and 'y_sel' parameters of CIFAR10Split must be given together. "
+                             f"Got only {'X_sel' if self.y_sel is None else 'y_sel'} instead.")
+        if self.X_sel is None:
+            object.__setattr__(self, "X_sel", np.zeros((0, *self.X_train.shape[1:]), self.X_train.dtype))
+            object.__setattr__(self, "y_sel", np.zeros(0, np.int64))
+        if len(self.X_sel) != len(self.y_sel):
+            raise ValueError(f"The 'y_sel' parameter of CIFAR10Split must hold one label per row of X_sel, "
+                             f"{len(self.X_sel)}. Got {len(self.y_sel)} instead.")
+
+    @property
+    def X_test(self):
+        raise AttributeError("The test split is sealed: pass split.test to aml.ledger.evaluate_on_test "
+                             "(its TestEvaluation then holds the predictions and labels).")
+
+    y_test = X_test
+
     def __repr__(self) -> str:
-        return (f"CIFAR10Split(train={self.X_train.shape}, val={self.X_val.shape}, "
-                f"test={self.X_test.shape}, dtype={self.X_train.dtype})")
+        return (f"CIFAR10Split(train={self.X_train.shape}, selection={self.X_sel.shape}, val={self.X_val.shape}, "
+                f"test={self.test.shape} sealed, dtype={self.X_train.dtype})")
 
 
 def data_root(root=None) -> Path:
@@ -82,11 +206,14 @@ def data_root(root=None) -> Path:
     Parameters
     ----------
     root : str or os.PathLike, optional
-        Defaults to ``$AML_DATA_DIR``, else the repository's ``data/``. A relative path is resolved
-        against the current working directory at the time of the call.
+        Defaults to ``$AML_DATA_DIR``, else the repository's ``data/``. A relative ``AML_DATA_DIR`` is
+        resolved against the repository root (``aml.runs.REPO_ROOT``), so a notebook (whose kernel
+        starts in ``notebooks/``), a script and the tests all find the same folder; a relative
+        ``root`` argument is resolved against the current working directory, as any path argument.
     """
     if root is None:
-        root = os.environ.get("AML_DATA_DIR") or REPO_ROOT / "data"
+        env = os.environ.get("AML_DATA_DIR")
+        root = REPO_ROOT / Path(env).expanduser() if env else REPO_ROOT / "data"
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"The 'root' parameter must be a str or os.PathLike. Got {type(root).__name__} instead.")
     if str(root) == "":
@@ -388,8 +515,10 @@ def load_cifar10_images(root=None, *, download=True):
     -------
     X_train : (50000, 32, 32, 3) uint8
     y_train : (50000,) int64
-    X_test : (10000, 32, 32, 3) uint8
-    y_test : (10000,) int64
+    test : SealedTest
+        The 10,000 test images (10000, 32, 32, 3) uint8 and labels, sealed: evaluate on them with
+        :func:`aml.ledger.evaluate_on_test` (convert them first with ``test.map(...)``), and get the
+        images for a figure after that with :func:`test_images_for_display`.
     """
     folder = data_root(root) / FOLDER
     if download:
@@ -402,7 +531,124 @@ def load_cifar10_images(root=None, *, download=True):
     X_test, y_test = batches.pop(TEST_FILE)
     X_train = np.concatenate([X for X, _ in batches.values()])
     y_train = np.concatenate([y for _, y in batches.values()])
-    return X_train, y_train, X_test, y_test
+    return X_train, y_train, SealedTest(X_test, y_test)
+
+
+def test_images_for_display(evaluation, root=None, *, download=False) -> np.ndarray:
+    """The test images an evaluation was made on, as uint8 (N, 32, 32, 3), for figures drawn *after*
+    the ledgered evaluation (misclassified examples).
+
+    Parameters
+    ----------
+    evaluation : aml.ledger.TestEvaluation
+        What :func:`aml.ledger.evaluate_on_test` returned: proof that the look is in the ledger. Its
+        ``labels`` (N,) must be those of the first N test images.
+    root : str or os.PathLike, optional
+        See :func:`data_root`.
+    download : bool
+        Download CIFAR-10 if it is missing.
+
+    Returns
+    -------
+    images : (N, 32, 32, 3) uint8
+        The first N test images, in the order of ``evaluation.predictions``.
+    """
+    from .ledger import TestEvaluation  # aml.ledger imports this module
+
+    if not isinstance(evaluation, TestEvaluation):
+        raise TypeError("The 'evaluation' parameter must be the TestEvaluation that aml.ledger.evaluate_on_test "
+                        f"returned (test images are shown only after the ledgered look). Got {_describe(evaluation)} "
+                        "instead.")
+    folder = ensure_cifar10(root) if download else data_root(root) / FOLDER
+    if not (folder / TEST_FILE).is_file():
+        raise FileNotFoundError(f"CIFAR-10 not found: {folder} lacks {TEST_FILE}. {_where_to_put(folder.parent)} "
+                                "Or pass download=True.")
+    images, labels = _read_batch(folder / TEST_FILE)
+    num_test = len(evaluation.labels)
+    if num_test > len(labels) or not np.array_equal(labels[:num_test], evaluation.labels):
+        raise ValueError(f"The 'evaluation' parameter must be an evaluation on the first {num_test} test images of "
+                         f"{folder}. Got labels that differ from theirs instead.")
+    return images[:num_test]
+
+
+test_images_for_display.__test__ = False   # a library function, not a test, for pytest where it is imported
+
+
+def selection_indices(labels, num_selection: int, *, seed: int = 0) -> np.ndarray:
+    """Which training images form the selection split: ``num_selection // C`` of each class, drawn
+    without replacement.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (N,)
+        The labels of the training images the selection is carved from, in [0, C), C = 10.
+    num_selection : int >= 0
+        How many images to select; a multiple of C, so that every class gives as many.
+    seed : int in [0, 2**32)
+        Seeds ``np.random.default_rng``: the same labels, size and seed give the same indices.
+
+    Returns
+    -------
+    indices : (num_selection,) int64
+        Sorted, distinct indices into ``labels``.
+    """
+    num_classes = len(CLASS_NAMES)
+    if not (isinstance(labels, np.ndarray) and labels.dtype.kind in "iu" and labels.ndim == 1):
+        raise TypeError(f"The 'labels' parameter must be a 1-D integer numpy.ndarray (N,). Got {_describe(labels)} "
+                        "instead.")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"The 'labels' parameter must hold labels in [0, {num_classes}). Got values in "
+                         f"[{labels.min()}, {labels.max()}] instead.")
+    num_selection = check_nonneg_int("num_selection", num_selection)
+    if num_selection % num_classes:
+        raise ValueError(f"The 'num_selection' parameter must be a multiple of the number of classes, "
+                         f"{num_classes}, so that every class gives as many images. Got {num_selection} instead.")
+    rng = np.random.default_rng(check_seed("seed", seed))
+    per_class = num_selection // num_classes
+    picks = []
+    for c in range(num_classes):
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ValueError(f"The 'labels' parameter must hold at least {per_class} images of each class for "
+                             f"num_selection={num_selection}. Got {len(members)} of class {c} "
+                             f"({CLASS_NAMES[c]}) instead.")
+        picks.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(picks)).astype(np.int64)
+
+
+def split_indices(labels, *, num_training: int = 49000, num_validation: int = 1000,
+                  num_selection: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training, selection and validation rows of the training images, as :func:`load_cifar10`
+    splits them (one function, so that the NumPy and the PyTorch halves carve the same splits).
+
+    The selection rows are drawn with :func:`selection_indices` (seed 0) from the first
+    ``num_training`` images; the rest of those are the training rows, in their order; the next
+    ``num_validation`` images are the validation rows.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (N,)
+        Labels of all training images (``y_train`` of :func:`load_cifar10_images`).
+    num_training : int > 0
+    num_validation : int >= 0
+    num_selection : int >= 0, a multiple of 10, below ``num_training``
+
+    Returns
+    -------
+    train, selection, validation : int64 arrays of sizes num_training - num_selection, num_selection,
+        num_validation
+    """
+    num_training = check_positive_int("num_training", num_training)
+    num_validation = check_nonneg_int("num_validation", num_validation)
+    num_selection = check_nonneg_int("num_selection", num_selection)
+    check_split_sizes(num_training, num_validation, len(labels))
+    if num_selection >= num_training:
+        raise ValueError(f"The 'num_selection' parameter must be below num_training ({num_training}), so that "
+                         f"training images remain. Got {num_selection} instead.")
+    selection = selection_indices(labels[:num_training], num_selection, seed=0)
+    train = np.delete(np.arange(num_training, dtype=np.int64), selection)
+    validation = np.arange(num_training, num_training + num_validation, dtype=np.int64)
+    return train, selection, validation
 
 
 def check_split_sizes(num_training: int, num_validation: int, available: int) -> None:
@@ -423,22 +669,27 @@ def _check_float_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
-def load_cifar10(root=None, *, num_training=49000, num_validation=1000, num_test=1000,
+def load_cifar10(root=None, *, num_training=49000, num_validation=1000, num_test=1000, num_selection=0,
                  subtract_mean=True, download=True, dtype=np.float32) -> CIFAR10Split:
-    """The handout's split, flattened to (N, D) and, with ``subtract_mean``, centred.
+    """The handout's split, flattened to (N, D) and, with ``subtract_mean``, centred; the test split sealed.
 
     Parameters
     ----------
     root : str or os.PathLike, optional
         See :func:`data_root`.
     num_training : int > 0
-        The first ``num_training`` training images form the training split.
+        The first ``num_training`` training images form the training split (less the selection split).
     num_validation : int >= 0
         The next ``num_validation`` training images form the validation split.
     num_test : int >= 0
-        The first ``num_test`` test images.
+        The first ``num_test`` test images, sealed in ``split.test``.
+    num_selection : int >= 0
+        Size of the selection split, carved out of the first ``num_training`` images (stratified,
+        ``num_selection // 10`` per class, seed 0: see :func:`split_indices`) and removed from the
+        training split; a multiple of 10, below ``num_training``. 0: no selection split.
     subtract_mean : bool
-        Subtract the mean image (D,) of the training split from every split.
+        Subtract the mean image (D,) of the training split (the rows that remain after the
+        selection split is removed) from every split.
     download : bool
         Download CIFAR-10 if it is missing.
     dtype : floating dtype
@@ -447,28 +698,35 @@ def load_cifar10(root=None, *, num_training=49000, num_validation=1000, num_test
     Returns
     -------
     CIFAR10Split
-        X arrays (N, D) of ``dtype``, y arrays (N,) int64; empty splits are (0, D) and (0,).
+        ``X_train`` (num_training - num_selection, D), ``X_sel`` (num_selection, D), ``X_val``
+        (num_validation, D) of ``dtype`` with int64 labels (N,), and ``test``, a :class:`SealedTest`
+        of (num_test, D). Empty splits are (0, D) and (0,).
     """
     num_training = check_positive_int("num_training", num_training)
     num_validation = check_nonneg_int("num_validation", num_validation)
     num_test = check_nonneg_int("num_test", num_test)
+    num_selection = check_nonneg_int("num_selection", num_selection)
     dtype = _check_float_dtype(dtype)
-    X_all, y_all, X_te, y_te = load_cifar10_images(root, download=download)
-    check_split_sizes(num_training, num_validation, X_all.shape[0])
-    if num_test > X_te.shape[0]:
-        raise ValueError(f"The 'num_test' parameter must be at most {X_te.shape[0]}. Got {num_test} instead.")
+    X_all, y_all, test = load_cifar10_images(root, download=download)
+    X_te, y_te = test._open()   # sealed again below: no test array leaves this function
+    train, selection, validation = split_indices(y_all, num_training=num_training, num_validation=num_validation,
+                                                 num_selection=num_selection)
+    if num_test > len(test):
+        raise ValueError(f"The 'num_test' parameter must be at most {len(test)}. Got {num_test} instead.")
 
     def flat(X):
         return X.reshape(X.shape[0], np.prod(IMAGE_SHAPE)).astype(dtype)
 
-    X_train = flat(X_all[:num_training])
+    # without a selection split the training rows are a slice: no copy of the uint8 images
+    X_train = flat(X_all[:num_training] if not num_selection else X_all[train])
+    X_sel = flat(X_all[selection])
     X_val = flat(X_all[num_training:num_training + num_validation])
     X_test = flat(X_te[:num_test])
     mean_image = None
     if subtract_mean:
         mean_image = X_train.mean(axis=0, dtype=np.float64).astype(dtype)
-        for X in (X_train, X_val, X_test):
+        for X in (X_train, X_sel, X_val, X_test):
             X -= mean_image
-    return CIFAR10Split(X_train, y_all[:num_training], X_val,
-                        y_all[num_training:num_training + num_validation],
-                        X_test, y_te[:num_test], mean_image)
+    return CIFAR10Split(X_train, y_all[train], X_val, y_all[validation],
+                        SealedTest(X_test, y_te[:num_test]), mean_image,
+                        X_sel=X_sel, y_sel=y_all[selection])

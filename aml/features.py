@@ -16,8 +16,7 @@ class PCA:
     With ``whiten=True`` each component is divided by sqrt(variance + eps), so all of them have
     (about) unit variance; ``eps`` keeps the tiny, noisy components from being blown up.
 
-    Attributes (after :meth:`fit`): ``mean_`` (D,), ``components_`` (D, K), ``variances_`` (K,),
-    ``explained_variance_ratio_`` (K,).
+    Attributes (after :meth:`fit`): ``mean_`` (D,), ``components_`` (D, K), ``variances_`` (K,).
     """
 
     def __init__(self, num_components: int, *, whiten: bool = False, eps: float = 0.0):
@@ -44,11 +43,9 @@ class PCA:
         if X.shape[0] < X.shape[1]:                                    # few samples: SVD of the data
             _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
             variances, vectors = s ** 2 / n, Vt.T                      # descending
-            total = variances.sum()
         else:                                                          # eigen-decomposition of (D, D) covariance
             variances, vectors = np.linalg.eigh(Xc.T @ Xc / n)         # ascending
             variances, vectors = variances[::-1], vectors[:, ::-1]
-            total = variances.clip(min=0).sum()
         k = self.num_components
         self.variances_ = np.maximum(variances[:k], 0.0)
         # numerically zero, as numpy.linalg.matrix_rank judges it: below max variance * max(N, D) * machine eps
@@ -58,7 +55,6 @@ class PCA:
                              f"{k} kept components have zero variance (rank-deficient data). Use eps > 0 or "
                              "fewer components.")
         self.components_ = vectors[:, :k]                              # (D, K)
-        self.explained_variance_ratio_ = self.variances_ / max(total, 1e-300)
         return self
 
     def _projection(self, dtype) -> np.ndarray:

@@ -18,7 +18,7 @@ def hflip_images(X: np.ndarray) -> np.ndarray:
     if X.ndim != 2 or X.shape[1] != int(np.prod(IMAGE_SHAPE)):
         raise ValueError(f"The 'X' parameter must hold flattened 32x32x3 images, shape (N, 3072). "
                          f"Got shape {X.shape} instead.")
-    return np.ascontiguousarray(X.reshape(N, *IMAGE_SHAPE)[:, :, ::-1, :]).reshape(N, -1)
+    return np.ascontiguousarray(X.reshape(N, *IMAGE_SHAPE)[:, :, ::-1, :]).reshape(X.shape)   # N = 0 too
 
 
 def _flip_mask(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -29,8 +29,7 @@ def random_hflip(X_batch: np.ndarray, idx: np.ndarray, rng: np.random.Generator)
     """Solver augmentation: mirror each image of the minibatch (n, 3072) with probability 1/2."""
     flip = _flip_mask(X_batch.shape[0], rng)
     out = X_batch.copy()
-    if flip.any():
-        out[flip] = hflip_images(X_batch[flip])
+    out[flip] = hflip_images(X_batch[flip])
     return out
 
 

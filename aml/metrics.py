@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._checks import check_labels, check_positive_int
+from ._checks import check_labels, check_positive_float, check_positive_int
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
@@ -29,29 +29,63 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
         return np.where(totals > 0, np.diag(matrix) / totals, np.nan)
 
 
-def mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+def _values(name: str, values) -> np.ndarray:
     values = np.asarray(list(values), dtype=float)
-    if values.size == 0:
-        raise ValueError("The 'values' parameter must hold at least one value. Got none instead.")
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"The {name!r} parameter must hold at least one number. Got {values.tolist()!r} instead.")
+    return values
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value) of per-seed results."""
+    values = _values("values", values)
     return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
 
 
+def seed_summary(values) -> dict:
+    """``mean``, sample ``std`` (ddof=1), ``n`` and standard error of the mean ``se`` = std / sqrt(n)
+    of one setting's per-seed results (std and se are 0 for a single seed: no estimate of the noise)."""
+    values = _values("values", values)
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "n": values.size, "se": std / math.sqrt(values.size)}
+
+
 def exceeds_noise(a, b, *, z: float = 2.0) -> bool:
-    """Whether the means of two samples of seeds differ by more than ``z`` standard errors of their
-    difference (Welch's form, sqrt(s_a^2 / n_a + s_b^2 / n_b)); with one seed each, never."""
-    a, b = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
+    """Whether the mean results of two settings over seeds differ by more than their seed noise.
+
+    The rule (Welch's two-standard-error rule): with ``n_a``, ``n_b`` seeds and sample variances
+    ``s_a^2``, ``s_b^2`` (ddof=1), the standard error of the difference of the means is
+    ``se = sqrt(s_a^2 / n_a + s_b^2 / n_b)``, and the difference exceeds the noise when
+    ``|mean_a - mean_b| > z * se`` (strictly). ``z = 2`` is about a 95 % two-sided level.
+
+    * With fewer than two seeds on either side there is no estimate of the noise: never (a tie).
+    * With no spread at all (``se == 0``) any difference in the means exceeds it.
+
+    Symmetric in ``a`` and ``b``; it says *whether* they differ, not which is larger.
+    """
+    z = check_positive_float("z", z)
+    a, b = _values("a", a), _values("b", b)
     if a.size < 2 or b.size < 2:
         return False
     se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
-    diff = abs(a.mean() - b.mean())
-    return diff > z * se if se > 0 else diff > 0
+    return bool(abs(a.mean() - b.mean()) > z * se)
 
 
 def median_index(values) -> int:
-    """Index of the median value (the lower middle one for an even count): a typical run, not the luckiest."""
-    values = list(values)
-    if not values:
-        raise ValueError("The 'values' parameter must hold at least one value. Got none instead.")
+    """Index of the median value (the lower middle one for an even count; equal values ordered by
+    index): a typical run, not the luckiest. Kept for the notebooks that still call it; new code uses
+    :func:`aml.decisions.tested_seed`."""
+    values = _values("values", values).tolist()
     order = sorted(range(len(values)), key=lambda i: (values[i], i))
     return order[(len(values) - 1) // 2]
+
+
+def unit_similarity(W1) -> float:
+    """How alike a layer's units are: the mean absolute correlation between the weight vectors of
+    every pair of distinct units, W1 (D, H) holding one unit per column (0: unrelated, 1: all alike)."""
+    W1 = np.asarray(W1, dtype=float)
+    if W1.ndim != 2 or W1.shape[1] < 2:
+        raise ValueError(f"The 'W1' parameter must have shape (D, H) with H >= 2 units. Got {W1.shape} instead.")
+    corr = np.corrcoef(W1.T)                                # (H, H)
+    H = corr.shape[0]
+    return float((np.abs(corr).sum() - np.trace(np.abs(corr))) / (H * (H - 1)))

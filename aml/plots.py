@@ -164,25 +164,6 @@ def class_samples(images: np.ndarray, labels: np.ndarray, class_names, name: str
     return fig
 
 
-def sweep_scatter(rows: list[dict], name: str, *, x="learning_rate", y="reg", color="val_acc"):
-    """Validation accuracy of a random search against learning rate and regularisation (log-log)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    xs = np.array([r[x] for r in rows])
-    ys = np.array([r[y] for r in rows])
-    cs = np.array([r[color] for r in rows])
-    sc = axes[0].scatter(xs, ys, c=cs, cmap="viridis", s=60, edgecolor="k")
-    axes[0].set(xscale="log", yscale="log", xlabel=x, ylabel=y, title=f"{color} of each run")
-    fig.colorbar(sc, ax=axes[0])
-    axes[1].scatter(xs, cs, s=40)
-    axes[1].set(xscale="log", xlabel=x, ylabel=color, title=f"{color} against {x}")
-    for ax in axes:
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    fig.tight_layout()
-    save(fig, name)
-    return fig
-
-
 def accuracy_curves(panels: dict[str, dict[str, dict]], name: str, *, title: str = ""):
     """Train (dashed) and validation (solid) accuracy per epoch of labelled histories, one panel per
     entry of ``panels`` ({panel title: {label: history}}), side by side with a shared y axis, so that
@@ -228,28 +209,36 @@ def layer_scales(stats: dict[str, dict[str, list]], name: str, *, title=""):
 
 
 def search_history(table, name: str, *, title: str = ""):
-    """An Optuna study's trials (``aml.search.trials_table``): the value of each trial by state, the
-    best complete value so far, and the epochs each trial reached before it was stopped."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.1))
+    """An Optuna study's trials (``aml.search.trials_table``): the selection accuracy each complete or
+    pruned trial last reported and the best complete value so far (left), and the epochs each trial
+    reached before it stopped (right). Failed trials have no accuracy: they are drawn apart, as marks
+    in a strip under the accuracies, never as a value of 0. The legend sits below the panels."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.3))
     colours = {"COMPLETE": "C0", "PRUNED": "C7", "FAIL": "C3"}
+    strip = axes[0].get_xaxis_transform()   # x in trials, y in axes fractions
+    handles = []
     for state, colour in colours.items():
         part = table[table["state"] == state]
-        if len(part):
-            values = part["value"].fillna(0.0) if state == "FAIL" else part["value"]
-            axes[0].scatter(part["number"], values, s=25, color=colour, label=f"{state.lower()} ({len(part)})")
-            axes[1].scatter(part["number"], part["epochs"], s=25, color=colour)
+        label = f"{state.lower()} ({len(part)})"
+        if state == "FAIL":
+            handles.append(axes[0].scatter(part["number"], np.full(len(part), 0.04), transform=strip, marker="x",
+                                           s=30, color=colour, label=label, clip_on=False))
+        else:
+            handles.append(axes[0].scatter(part["number"], part["value"], s=25, color=colour, label=label))
+        axes[1].scatter(part["number"], part["epochs"], s=25, color=colour, marker="x" if state == "FAIL" else "o")
     done = table[table["state"] == "COMPLETE"].sort_values("number")
     if len(done):
-        axes[0].step(done["number"], done["value"].cummax(), where="post", color="C1", label="best complete so far")
-    axes[0].set(xlabel="trial", ylabel="validation accuracy", title="Trials (last epoch reported)")
-    axes[0].legend(fontsize=8)
+        handles += axes[0].step(done["number"], done["value"].cummax(), where="post", color="C1",
+                                label="best complete so far")
+    axes[0].set(xlabel="trial", ylabel="selection accuracy", title="Trials (last epoch reported)")
     axes[1].set(xlabel="trial", ylabel="epochs trained", title="Budget spent (successive halving)")
     for ax in axes:
         _integer_epochs(ax)
     axes[1].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     save(fig, name)
     return fig
 
@@ -297,6 +286,52 @@ def misclassified(images: np.ndarray, true, pred, class_names, name: str, *, nco
             ax.set_title(f"{class_names[true[k]]}\n→ {class_names[pred[k]]}", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def depth_effect(summary, name: str, *, title: str = ""):
+    """Final validation accuracy against depth, one line per setting, error bars one standard
+    deviation over seeds. ``summary``: rows of :func:`aml.mlp.depth_study.summarise` (``setting``,
+    ``depth``, ``seeds``, ``val_mean``, ``val_std``)."""
+    rows = list(summary)
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for i, setting in enumerate(settings):
+        mine = sorted((r for r in rows if r["setting"] == setting), key=lambda r: r["depth"])
+        seeds = sorted({r["seeds"] for r in mine})
+        ax.errorbar([r["depth"] + 0.04 * (i - (len(settings) - 1) / 2) for r in mine], [r["val_mean"] for r in mine],
+                    yerr=[r["val_std"] for r in mine], fmt="o-", capsize=3, lw=1.8, color=f"C{i}",
+                    label=f"{setting} ({'/'.join(map(str, seeds))} seeds)")
+    ax.set(xlabel="depth (Linear layers)", ylabel="validation accuracy", title=title)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50):
+    """The two terms of the NumPy net's training loss drawn apart, on linear axes: the cross-entropy J
+    of each minibatch (and its moving average) and the L2 term lambda * sum ||W||^2, per iteration,
+    from ``loss_history`` and ``reg_loss_history`` (J = loss - L2 term)."""
+    reg = np.asarray(history["reg_loss_history"], dtype=float)
+    data = np.asarray(history["loss_history"], dtype=float) - reg
+    x = np.arange(1, len(data) + 1) / history["iterations_per_epoch"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.1))
+    axes[0].plot(x, data, lw=0.8, alpha=0.35, color="C0", label="each minibatch")
+    if len(data) > smooth > 1:
+        axes[0].plot(x[smooth - 1:], np.convolve(data, np.ones(smooth) / smooth, "valid"), lw=2, color="C0",
+                     label=f"mean of {smooth}")
+    axes[0].set(title="Cross-entropy J (training minibatches)", xlabel="epoch", ylabel="J")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(x, reg, lw=2, color="C2")
+    axes[1].set(title=r"L2 term $\lambda\,(\|W_1\|^2 + \|W_2\|^2)$", xlabel="epoch", ylabel="L2 term")
+    for ax in axes:
+        _integer_epochs(ax)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     save(fig, name)
     return fig

@@ -10,6 +10,9 @@ Model contract
     randomness such as dropout.
 ``model.predict(X)``
     returns (N,) integer labels.
+``model.loss_terms`` (optional)
+    ``(data_loss, reg_loss)`` of the last ``loss`` call; the history records the second per iteration
+    (``reg_loss_history``, NaN for a model without it), so the L2 term can be drawn apart from J.
 
 Iterations and epochs are different things here. An iteration is one minibatch update. An epoch
 is ``max(N // batch_size, 1)`` iterations; at the end of each one (and after the last iteration)
@@ -19,7 +22,12 @@ one pass over a fresh permutation of the training set.
 
 The loop below only calls small functions: :func:`minibatch_indices` (which rows),
 :func:`learning_rate_at` (the learning rate of iteration t), an update rule of :mod:`aml.optim`,
-and :func:`check_divergence`.
+:func:`aml.training.check_divergence`, and the epoch record (:class:`aml.training.History`, whose
+"val" is the ``X_val, y_val`` given here, and :class:`aml.training.BestEpoch`).
+
+All randomness (minibatches, dropout, augmentation, the train-accuracy subset) comes from one
+``seed`` (an int or a ``numpy.random.Generator``). The handout's global-generator behaviour
+(``seed=None``) lives in :meth:`aml.TwoLayerNet.train` only.
 """
 from __future__ import annotations
 
@@ -44,13 +52,13 @@ from ._checks import (
     check_X,
     check_y,
 )
-from .training import TrainingDiverged, check_divergence, new_history
+from .training import BestEpoch, History, check_divergence, diverged
 
 Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
-EpochCallback = Callable[[int, dict], None]
+EpochCallback = Callable[[int, History], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SGDConfig:
     """Every hyper-parameter of :func:`train`, declared, defaulted and validated here only.
 
@@ -123,8 +131,8 @@ def minibatch_indices(it: int, *, num_train: int, batch_size: int, sampling: str
                       order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Row indices (batch_size,) of iteration ``it`` and the epoch's permutation.
 
-    ``draw`` is a Generator (or the ``np.random`` module, the handout's global source). With
-    ``"epoch"`` sampling a fresh permutation ``order`` is drawn at the start of every epoch.
+    ``draw`` is a ``numpy.random.Generator``. With ``"epoch"`` sampling a fresh permutation ``order``
+    is drawn at the start of every epoch.
     """
     if sampling == "replacement":
         return draw.choice(num_train, batch_size, replace=True), order
@@ -160,6 +168,117 @@ def accuracy(model, X: np.ndarray, y: np.ndarray, batch_size: int = 5000, *, pre
     return correct / max(X.shape[0], 1)
 
 
+def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, seed, augment: Augment | None = None,
+          on_epoch: EpochCallback | None = None, verbose: bool = False, **hyper) -> History:
+    """Train ``model`` with minibatch SGD (optionally with momentum) and return its history.
+
+    Parameters
+    ----------
+    model : object following the model contract of this module.
+    X, y : ndarray (N, D) and (N,)
+        Training data.
+    X_val, y_val : ndarray (N_val, D) and (N_val,)
+        The monitored split: the per-epoch "val" accuracy and loss, the best epoch and ``keep_best``.
+    config : SGDConfig, optional
+        The hyper-parameters; ``**hyper`` (any :class:`SGDConfig` field, e.g. the handout's
+        ``learning_rate=..., reg=..., num_iters=...``) replaces single fields of it.
+    seed : int in [0, 2**32) or numpy.random.Generator
+        The one source of randomness (train-accuracy subset, minibatches, dropout, augmentation).
+        Required: a run depends on no global state.
+    augment : callable (X_batch, batch_indices, rng) -> X_batch, optional
+        Applied to each training minibatch (e.g. :func:`aml.flips.random_hflip`).
+    on_epoch : callable (epoch, history) -> None, optional
+        Called after each epoch's accuracies are recorded (e.g. to report to an Optuna trial, which
+        may stop the run by raising).
+    verbose : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    History
+        See :mod:`aml.training`; ``heldout_val_acc`` is None (this function knows only one
+        validation split) and ``device`` is ``"cpu"``.
+
+    Raises
+    ------
+    TrainingDiverged (a FloatingPointError)
+        When the loss is NaN/inf or exceeds :data:`aml.training.DIVERGENCE_FACTOR` times its first
+        value, or a parameter is non-finite at an epoch end; the model is left as that exception describes.
+    """
+    config = _config(config, hyper)
+    X, y, X_val, y_val = _check_data(X, y, X_val, y_val)
+    rng = np.random.default_rng(check_seed("seed", seed, allow_generator=True))
+    num_train = X.shape[0]
+    per_epoch = config.iterations_per_epoch(num_train)
+    total = config.total_iterations(num_train)
+    acc_idx = np.sort(rng.choice(num_train, min(config.num_train_acc, num_train), replace=False))
+
+    step = update_rule(config)
+    states = {k: {} for k in model.params}
+    history = History(total, iterations_per_epoch=per_epoch)
+    best = BestEpoch((lambda: _copy_params(model)) if config.keep_best else None)
+    last_good = _copy_params(model)
+    order = None
+    progress = _progress(total) if verbose else None
+    start = time.perf_counter()
+    for it in range(total):
+        idx, order = minibatch_indices(it, num_train=num_train, batch_size=config.batch_size,
+                                       sampling=config.sampling, draw=rng, order=order)
+        lr = learning_rate_at(it, config, iterations_per_epoch=per_epoch, total=total)
+        X_batch = X[idx] if augment is None else augment(X[idx], idx, rng)
+        loss, grads = model.loss(X_batch, y[idx], reg=config.reg, rng=rng)
+        history["loss_history"][it] = loss
+        history["reg_loss_history"][it] = getattr(model, "loss_terms", (np.nan, np.nan))[1]
+        for name, param in model.params.items():
+            step(param, grads[name], states[name], lr=lr)
+        epoch_end = (it + 1) % per_epoch == 0 or it == total - 1
+        finite = not epoch_end or _params_finite(model)
+        why = check_divergence(loss, history["loss_history"][0], it, params_finite=finite)
+        if why is not None:
+            restored = "best" if best.params is not None else "last finite"
+            _restore(model, best.params if best.params is not None else last_good)
+            history.finish(best, seconds=time.perf_counter() - start, num_iters=it + 1)
+            raise diverged(why, history=history, restored=restored, lr=config.learning_rate)
+        if epoch_end:
+            history.record_epoch(epoch=(it + 1) / per_epoch, train_acc=accuracy(model, X[acc_idx], y[acc_idx]),
+                                 val_acc=accuracy(model, X_val, y_val),
+                                 val_loss=_val_loss(model, X_val, y_val, config.reg), lr=lr)
+            best.update(history.num_epochs, history["val_acc_history"][-1])
+            last_good = _copy_params(model)
+            if progress is not None:
+                progress.set_postfix(loss=f"{loss:.3f}", val_acc=f"{history['val_acc_history'][-1]:.3f}")
+            if on_epoch is not None:
+                on_epoch(history.num_epochs, history)
+        if progress is not None:
+            progress.update(1)
+    if progress is not None:
+        progress.close()
+    if best.params is not None:
+        _restore(model, best.params)
+    return history.finish(best, seconds=time.perf_counter() - start)
+
+
+def _config(config: SGDConfig | None, hyper: dict) -> SGDConfig:
+    """``config`` (default :class:`SGDConfig`) with the fields named in ``hyper`` replaced, validated."""
+    names = [f.name for f in dataclasses.fields(SGDConfig)]
+    unknown = sorted(set(hyper) - set(names))
+    if unknown:
+        raise TypeError(f"train() got unknown hyper-parameter(s) {unknown}; valid ones are the fields of "
+                        f"SGDConfig: {names}.")
+    if config is not None and not isinstance(config, SGDConfig):
+        raise TypeError(f"The 'config' parameter must be an SGDConfig or None. Got {type(config).__name__} instead.")
+    config = config if config is not None else SGDConfig()
+    return SGDConfig(**{name: hyper.get(name, getattr(config, name)) for name in names})
+
+
+def _check_data(X, y, X_val, y_val):
+    X = check_X(X)
+    y = check_y(y, num_samples=X.shape[0], num_classes=np.iinfo(np.int64).max)
+    X_val = check_X(X_val, num_features=X.shape[1], name="X_val")
+    y_val = check_y(y_val, num_samples=X_val.shape[0], num_classes=np.iinfo(np.int64).max, name="y_val")
+    return X, y, X_val, y_val
+
+
 def _copy_params(model) -> dict:
     return {k: v.copy() for k, v in model.params.items()}
 
@@ -173,125 +292,9 @@ def _params_finite(model) -> bool:
     return all(np.isfinite(v).all() for v in model.params.values())
 
 
-def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, augment: Augment | None = None,
-          seed=None, on_epoch: EpochCallback | None = None, verbose: bool = False, **hyper) -> dict:
-    """Train ``model`` with minibatch SGD (optionally with momentum) and return its history.
-
-    Parameters
-    ----------
-    model : object following the model contract of this module.
-    X, y : ndarray (N, D) and (N,)
-        Training data.
-    X_val, y_val : ndarray (N_val, D) and (N_val,)
-        Validation data, for the per-epoch accuracy and for ``keep_best``.
-    config : SGDConfig, optional
-        The hyper-parameters; ``**hyper`` (any :class:`SGDConfig` field, e.g. the handout's
-        ``learning_rate=..., reg=..., num_iters=...``) replaces single fields of it.
-    augment : callable (X_batch, batch_indices, rng) -> X_batch, optional
-        Applied to each training minibatch (e.g. :func:`aml.flips.random_hflip`).
-    seed : None, int or numpy.random.Generator
-        The one source of randomness (minibatches, dropout, augmentation, train-accuracy subset).
-        ``None`` uses NumPy's global generator for minibatches, as the handout's solver does.
-    on_epoch : callable (epoch, history) -> None, optional
-        Called after each epoch's accuracies are recorded (e.g. to report to an Optuna trial, which
-        may stop the run by raising).
-    verbose : bool
-        Show a tqdm progress bar.
-
-    Returns
-    -------
-    The history of :func:`aml.training.new_history`: ``loss_history`` (num_iters,), and per epoch
-    ``epoch_history`` (epochs done, fractional for a partial last epoch), ``train_acc_history``,
-    ``val_acc_history``, ``val_loss_history``, ``lr_history``; plus ``best_val_acc``,
-    ``best_epoch``, ``iterations_per_epoch`` and ``train_seconds``.
-
-    Raises
-    ------
-    TrainingDiverged (a FloatingPointError)
-        When the loss is NaN/inf or exceeds :data:`DIVERGENCE_FACTOR` times its first value, or a
-        parameter is non-finite at an epoch end; the model is left as that exception describes.
-    """
-    unknown = sorted(set(hyper) - {f.name for f in dataclasses.fields(SGDConfig)})
-    if unknown:
-        raise TypeError(f"train() got unknown hyper-parameter(s) {unknown}; valid ones are the fields of "
-                        f"SGDConfig: {[f.name for f in dataclasses.fields(SGDConfig)]}.")
-    config = dataclasses.replace(config or SGDConfig(), **hyper)
-    X = check_X(X)
-    y = check_y(y, num_samples=X.shape[0], num_classes=np.iinfo(np.int64).max)
-    X_val = check_X(X_val, num_features=X.shape[1], name="X_val")
-    y_val = check_y(y_val, num_samples=X_val.shape[0], num_classes=np.iinfo(np.int64).max, name="y_val")
-    seed = check_seed("seed", seed, allow_none=True, allow_generator=True)
-
-    rng = np.random.default_rng(seed) if seed is not None else None
-    draw = rng if rng is not None else np.random          # minibatch source
-    # dropout, augmentation and the train-accuracy subset: from ``seed``, or else seeded from the global
-    # generator's current state (read, not advanced, so the handout's minibatch stream is unchanged), so
-    # that np.random.seed(...) makes a seed=None run repeatable too
-    aux_rng = rng if rng is not None else np.random.default_rng(np.random.get_state()[1])
-    num_train = X.shape[0]
-    per_epoch = config.iterations_per_epoch(num_train)
-    total = config.total_iterations(num_train)
-    acc_idx = np.sort(aux_rng.choice(num_train, min(config.num_train_acc, num_train), replace=False))
-    X_acc, y_acc = X[acc_idx], y[acc_idx]
-
-    step = update_rule(config)
-    states = {k: {} for k in model.params}
-    history = new_history(total, iterations_per_epoch=per_epoch)
-    best = {"val_acc": -1.0, "params": None}
-    last_finite = _copy_params(model)
-    order, first_loss = None, None
-    progress = _progress(total) if verbose else None
-
-    start = time.perf_counter()
-    for it in range(total):
-        idx, order = minibatch_indices(it, num_train=num_train, batch_size=config.batch_size,
-                                       sampling=config.sampling, draw=draw, order=order)
-        X_batch = X[idx] if augment is None else augment(X[idx], idx, aux_rng)
-        lr = learning_rate_at(it, config, iterations_per_epoch=per_epoch, total=total)
-        loss, grads = model.loss(X_batch, y[idx], reg=config.reg, rng=aux_rng)
-        first_loss = loss if first_loss is None else first_loss
-        history["loss_history"][it] = loss
-        reason = check_divergence(loss, first_loss, it)
-        if reason is None:
-            for name, param in model.params.items():
-                step(param, grads[name], states[name], lr=lr)
-        if reason is None and ((it + 1) % per_epoch == 0 or it == total - 1):
-            if not _params_finite(model):
-                reason = f"a parameter became non-finite by iteration {it}"
-        if reason is not None:
-            _stop_diverged(model, reason, it, config, history, best, last_finite)
-
-        if (it + 1) % per_epoch == 0 or it == total - 1:
-            _record_epoch(model, history, it + 1, per_epoch, lr, X_acc, y_acc, X_val, y_val, config.reg)
-            if config.keep_best and history["val_acc_history"][-1] > best["val_acc"]:
-                best = {"val_acc": history["val_acc_history"][-1], "params": _copy_params(model)}
-            last_finite = _copy_params(model)
-            if progress is not None:
-                progress.set_postfix(loss=f"{loss:.3f}", val_acc=f"{history['val_acc_history'][-1]:.3f}")
-            if on_epoch is not None:
-                on_epoch(len(history["val_acc_history"]), history)
-        if progress is not None:
-            progress.update(1)
-    if progress is not None:
-        progress.close()
-
-    if config.keep_best and best["params"] is not None:
-        _restore(model, best["params"])
-    history["train_seconds"] = time.perf_counter() - start
-    return _finish(history)
-
-
 def _progress(total: int):
     from tqdm.auto import tqdm
     return tqdm(total=total, desc="SGD", unit="it", leave=False)
-
-
-def _record_epoch(model, history, done, per_epoch, lr, X_acc, y_acc, X_val, y_val, reg) -> None:
-    history["epoch_history"].append(done / per_epoch)
-    history["train_acc_history"].append(accuracy(model, X_acc, y_acc))
-    history["val_acc_history"].append(accuracy(model, X_val, y_val))
-    history["val_loss_history"].append(_val_loss(model, X_val, y_val, reg))
-    history["lr_history"].append(lr)
 
 
 def _val_loss(model, X_val, y_val, reg) -> float:
@@ -299,26 +302,3 @@ def _val_loss(model, X_val, y_val, reg) -> float:
     if X_val.shape[0] == 0:
         return float("nan")
     return float(model.loss(X_val, y_val, reg=reg)[0])
-
-
-def _stop_diverged(model, reason, it, config, history, best, last_finite) -> None:
-    if config.keep_best and best["params"] is not None:
-        _restore(model, best["params"])
-        restored = "best"
-    else:
-        _restore(model, last_finite)
-        restored = "last finite"
-    history["loss_history"] = history["loss_history"][:it + 1]
-    raise TrainingDiverged(
-        f"Training diverged: {reason} (learning_rate={config.learning_rate}). Try a smaller learning rate. "
-        f"The model was reset to its {restored} parameters.", iteration=it, history=_finish(history),
-        restored=restored)
-
-
-def _finish(history: dict) -> dict:
-    for key in ("epoch_history", "train_acc_history", "val_acc_history", "val_loss_history", "lr_history"):
-        history[key] = np.asarray(history[key], dtype=float)
-    val = history["val_acc_history"]
-    history["best_val_acc"] = float(val.max()) if val.size else float("nan")
-    history["best_epoch"] = int(np.argmax(val)) + 1 if val.size else 0
-    return history

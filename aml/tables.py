@@ -1,37 +1,25 @@
-"""Result tables that show as Markdown in a notebook and as booktabs LaTeX in the PDF."""
+"""A results table that shows as Markdown in a notebook and as a booktabs tabular in the PDF.
+
+The table is a pandas ``DataFrame`` whose column names are the headers a reader sees; ``formats``
+maps a column to a format spec (``".3f"``, ``".1e"``) for its numbers. pandoc's conversion of wide
+Markdown tables wraps every cell, so the PDF gets LaTeX instead.
+
+    Table(frame.rename(columns={"val_acc": "validation"}), {"validation": ".3f"})
+"""
 from __future__ import annotations
 
+import math
+import numbers
 
-def _format_rows(rows: list[dict], columns: dict[str, str] | None):
-    """Headers and formatted cells. ``columns`` maps each key to show to its header; a header may
-    end in ``|fmt`` (a format spec such as ``.3f`` or ``.1e``) to format that column's values."""
-    if not rows:
-        raise ValueError("The 'rows' parameter must hold at least one row. Got an empty list instead.")
-    columns = columns or {k: k for k in rows[0]}
-    heads, fmts = [], []
-    for header in columns.values():
-        name, _, fmt = header.partition("|")
-        heads.append(name)
-        fmts.append(fmt)
-    body = []
-    for row in rows:
-        cells = []
-        for key, fmt in zip(columns, fmts):
-            value = row.get(key, "")
-            try:
-                cells.append(format(float(value) if fmt and not isinstance(value, bool) else value, fmt))
-            except (TypeError, ValueError):
-                cells.append(str(value))
-        body.append(cells)
-    return heads, body
+import pandas as pd
 
 
-def markdown_table(rows: list[dict], columns: dict[str, str] | None = None) -> str:
-    """A Markdown table of ``rows`` (see :func:`_format_rows` for ``columns``)."""
-    heads, body = _format_rows(rows, columns)
-    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return "\n".join(lines)
+def _cell(value, fmt: str | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if fmt and isinstance(value, numbers.Number) and not isinstance(value, bool):
+        return format(value, fmt)
+    return str(value)
 
 
 def _latex_escape(text: str) -> str:
@@ -42,15 +30,35 @@ def _latex_escape(text: str) -> str:
 
 
 class Table:
-    """A results table that shows as Markdown in the notebook and as a booktabs tabular in the PDF
-    (pandoc's conversion of wide Markdown tables wraps every cell)."""
+    """A DataFrame (or anything ``pd.DataFrame`` takes, such as a list of dicts) shown with its
+    column names as headers and ``formats`` applied to the named columns.
 
-    def __init__(self, rows: list[dict], columns: dict[str, str] | None = None):
-        self.heads, self.body = _format_rows(rows, columns)
-        self.markdown = markdown_table(rows, columns)
+    Parameters
+    ----------
+    data : DataFrame or list of dict
+        The rows; its index is not shown.
+    formats : dict, optional
+        Column name -> format spec for that column's numbers (booleans and text are left as they are).
+    """
+
+    def __init__(self, data, formats: dict[str, str] | None = None):
+        frame = pd.DataFrame(data).reset_index(drop=True)
+        if frame.empty:
+            raise ValueError("The 'data' parameter must hold at least one row. Got an empty table instead.")
+        formats = dict(formats or {})
+        unknown = sorted(set(formats) - set(frame.columns))
+        if unknown:
+            raise ValueError(f"The 'formats' parameter names columns {unknown} that the table does not have "
+                             f"(columns: {list(frame.columns)}).")
+        self.frame = frame
+        self.heads = [str(c) for c in frame.columns]
+        self.body = [[_cell(v, formats.get(c)) for c, v in zip(frame.columns, row)]
+                     for row in frame.itertuples(index=False, name=None)]
 
     def _repr_markdown_(self) -> str:
-        return self.markdown
+        lines = ["| " + " | ".join(self.heads) + " |", "|" + "|".join("---" for _ in self.heads) + "|"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in self.body]
+        return "\n".join(lines)
 
     def _repr_latex_(self) -> str:
         def numeric(j):

@@ -1,8 +1,9 @@
 """Q3b: one run of the NumPy net as a frozen config, and running configs into results rows.
 
-A :class:`NetConfig` holds the network and input settings and an :class:`aml.solver.SGDConfig` for
-the solver; :func:`run_config` turns it into a trained network plus the input transform it was
-trained on; :func:`run_many` runs a list of configs into a results table.
+A :class:`NetConfig` holds the network and input settings and, as flat fields of its own, every
+solver hyper-parameter (it extends :class:`aml.solver.SGDConfig`, which validates those);
+:func:`run_config` turns it into a trained network plus the input transform it was trained on;
+:func:`run_many` runs a list of configs into a results table.
 """
 from __future__ import annotations
 
@@ -14,21 +15,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._checks import check_bool, check_choice, check_interval, check_positive_float, check_positive_int, check_seed
-from .data import CIFAR10Split
 from .features import Preprocessor
 from .flips import FlipFromTable, hflip_images, random_hflip
 from .solver import SGDConfig, accuracy, train
+from .training import History
 from .two_layer_net import TwoLayerNet
 
-#: The handout's CIFAR-10 call: ``net.train(..., num_iters=1000, batch_size=200, learning_rate=1e-4,
-#: learning_rate_decay=0.95, reg=0.25)`` (about 0.29 validation accuracy).
-HANDOUT_SGD = SGDConfig(learning_rate=1e-4, learning_rate_decay=0.95, reg=0.25, num_iters=1000, batch_size=200)
 SGD_FIELDS = tuple(f.name for f in dataclasses.fields(SGDConfig))
 
 
-@dataclass(frozen=True)
-class NetConfig:
-    """One Q3b run. The defaults are the handout's.
+@dataclass(frozen=True, kw_only=True)
+class NetConfig(SGDConfig):
+    """One Q3b run, flat: ``NetConfig(hidden_size=100, learning_rate=1e-3)``. The defaults are the
+    handout's CIFAR-10 call, ``net.train(..., num_iters=1000, batch_size=200, learning_rate=1e-4,
+    learning_rate_decay=0.95, reg=0.25)`` (about 0.29 validation accuracy).
+
+    The solver's fields (``learning_rate``, ``learning_rate_decay``, ``reg``, ``num_iters``,
+    ``num_epochs``, ``batch_size``, ``momentum``, ``nesterov``, ``sampling``, ``lr_schedule``,
+    ``keep_best``, ``num_train_acc``) are those of :class:`aml.solver.SGDConfig`, documented and
+    validated there; the net's are below.
 
     Attributes
     ----------
@@ -45,9 +50,10 @@ class NetConfig:
     seed : int in [0, 2**32)
         Initial weights come from ``seed``, the solver's randomness from ``seed + 1``.
     dtype : {"float32", "float64"}
-    sgd : SGDConfig
-        The solver's hyper-parameters.
     """
+    learning_rate: float = 1e-4
+    reg: float = 0.25
+    num_iters: int = 1000
     hidden_size: int = 50
     std: float | None = 1e-4
     dropout: float = 0.0
@@ -56,9 +62,9 @@ class NetConfig:
     flip: bool = False
     seed: int = 0
     dtype: str = "float32"
-    sgd: SGDConfig = HANDOUT_SGD
 
     def __post_init__(self):
+        super().__post_init__()
         check_positive_int("hidden_size", self.hidden_size)
         if self.std is not None:
             check_positive_float("std", self.std)
@@ -68,50 +74,88 @@ class NetConfig:
         check_bool("flip", self.flip)
         check_seed("seed", self.seed)
         check_choice("dtype", self.dtype, {"float32", "float64"})
-        if not isinstance(self.sgd, SGDConfig):
-            raise TypeError(f"The 'sgd' parameter must be an SGDConfig. Got {type(self.sgd).__name__} instead.")
+
+    @property
+    def sgd(self) -> SGDConfig:
+        """The solver's part, as the :class:`aml.solver.SGDConfig` that :func:`aml.train` takes."""
+        return SGDConfig(**{k: getattr(self, k) for k in SGD_FIELDS})
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetConfig":
-        """Build from a flat dict (as :meth:`to_dict` writes it: net fields and SGDConfig fields side by
-        side), rejecting unknown fields by name."""
+        """Build from a flat dict (as :meth:`to_dict` writes it), rejecting unknown fields by name."""
         return cls().replace(**d)
 
     def replace(self, **changes) -> "NetConfig":
-        """A copy with net fields and/or SGDConfig fields (given flat) changed, validated again."""
-        net_names = {f.name for f in dataclasses.fields(self)} - {"sgd"}
-        unknown = sorted(set(changes) - net_names - set(SGD_FIELDS) - {"sgd"})
+        """A copy with some fields changed, validated again; unknown fields are named."""
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(names))
         if unknown:
-            raise ValueError(f"Unknown NetConfig field(s) {unknown}; valid fields are "
-                             f"{sorted(net_names)} and the SGDConfig fields {list(SGD_FIELDS)}.")
-        sgd = changes.pop("sgd", self.sgd)
-        sgd = dataclasses.replace(sgd, **{k: changes.pop(k) for k in SGD_FIELDS if k in changes})
-        return dataclasses.replace(self, sgd=sgd, **changes)
+            raise ValueError(f"Unknown NetConfig field(s) {unknown}; valid fields are {names}.")
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """Flat: the net fields, then the SGDConfig fields."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sgd"}
-        return d | dataclasses.asdict(self.sgd)
+        """Flat: the net fields, then the solver's."""
+        net = [f.name for f in dataclasses.fields(self) if f.name not in SGD_FIELDS]
+        return {k: getattr(self, k) for k in (*net, *SGD_FIELDS)}
 
 
 @dataclass
 class RunResult:
+    """One trained config. ``val_acc``: accuracy on the handout's validation images; ``sel_acc``: on
+    the selection split, or None when the data have none (then the validation images were monitored,
+    see :mod:`aml.training`); ``train_acc``: the last epoch's, on the solver's training subset."""
     config: NetConfig
     model: TwoLayerNet
     preprocessor: Preprocessor
-    stats: dict
+    stats: History
     val_acc: float
+    sel_acc: float | None
     train_acc: float
     seconds: float
 
     def row(self, **more) -> dict:
-        """A flat results-table row: the config's fields plus the measured figures."""
-        return {**self.config.to_dict(), "val_acc": round(self.val_acc, 4), "train_acc": round(self.train_acc, 4),
-                "best_epoch": self.stats["best_epoch"], "epochs": round(float(self.stats["epoch_history"][-1]), 2),
-                "seconds": round(self.seconds, 1), **more}
+        """A flat results-table row: the config's fields plus the measured figures (``sel_acc`` NaN
+        when there is no selection split)."""
+        sel = round(self.sel_acc, 4) if self.sel_acc is not None else float("nan")
+        return {**self.config.to_dict(), "val_acc": round(self.val_acc, 4), "sel_acc": sel,
+                "train_acc": round(self.train_acc, 4), "best_epoch": self.stats["best_epoch"],
+                "epochs": round(float(self.stats["epoch_history"][-1]), 2), "seconds": round(self.seconds, 1), **more}
 
 
-def prepare_inputs(config: NetConfig, data: CIFAR10Split):
+    def predictor(self, model: TwoLayerNet | None = None, *, flips: bool = False):
+        """``predict(X) -> labels (N,)`` for images X (N, D) as the split holds them, through this run's
+        input transform; with ``flips``, the arg-max of the summed scores of each image and of its
+        mirror image (test-time flips). ``model`` defaults to the trained one (pass a reloaded copy)."""
+        model = self.model if model is None else model
+        dtype = np.dtype(self.config.dtype)
+
+        def transform(X):
+            return self.preprocessor.transform(X).astype(dtype, copy=False)
+
+        def predict(X):
+            if not flips:
+                return model.predict(transform(X))
+            return np.argmax(model.scores(transform(X)) + model.scores(transform(hflip_images(X))), axis=1)
+        return predict
+
+    def flip_accuracies(self, data) -> dict:
+        """``sel_acc_flips`` and ``val_acc_flips``: accuracy with test-time flips on the selection split
+        (None when there is none) and on the validation images."""
+        flipped = self.predictor(flips=True)
+        sel = selection_split(data)
+        return {"sel_acc_flips": accuracy(self.model, *sel, predict=flipped) if sel is not None else None,
+                "val_acc_flips": accuracy(self.model, data.X_val, data.y_val, predict=flipped)}
+
+
+def selection_split(data):
+    """``(X_sel, y_sel)`` of ``data`` when it has a non-empty selection split, else None."""
+    X_sel = getattr(data, "X_sel", None)
+    if X_sel is None or len(X_sel) == 0:
+        return None
+    return X_sel, data.y_sel
+
+
+def prepare_inputs(config: NetConfig, data):
     """Fit the config's input transform on the training split; return it, the transformed training
     and validation inputs, and the flip augmentation (or None)."""
     dtype = np.dtype(config.dtype)
@@ -125,25 +169,40 @@ def prepare_inputs(config: NetConfig, data: CIFAR10Split):
     return pre, X_train, X_val, augment
 
 
-def run_config(config: NetConfig, data: CIFAR10Split, *, verbose: bool = False, on_epoch=None) -> RunResult:
+def run_config(config: NetConfig, data, *, verbose: bool = False, on_epoch=None) -> RunResult:
     """Fit the preprocessing, build the network and train it with :func:`aml.train`.
 
-    ``on_epoch(epoch, history)`` is passed to the solver (the search reports to Optuna with it).
+    ``data``: a :class:`aml.data.CIFAR10Split` (``X_train, y_train, X_val, y_val``, ``class_names``
+    and, optionally, a selection split ``X_sel, y_sel``). The solver monitors (per-epoch "val"
+    history, best epoch, ``keep_best``, what ``on_epoch(epoch, history)`` sees: the search reports
+    it to Optuna) the selection split when it is non-empty, else the validation images. The result's
+    ``val_acc`` is always on the validation images, and ``stats["heldout_val_acc"]`` equals it when
+    they were held out of monitoring.
     """
     start = time.perf_counter()
     pre, X_train, X_val, augment = prepare_inputs(config, data)
+    selection = selection_split(data)
+    if selection is not None:
+        X_mon = pre.transform(selection[0]).astype(np.dtype(config.dtype), copy=False)
+        y_mon = selection[1]
+    else:
+        X_mon, y_mon = X_val, data.y_val
     D = X_train.shape[1]
     std = config.std if config.std is not None else math.sqrt(2.0 / D)
     model = TwoLayerNet(D, config.hidden_size, len(data.class_names), std=std, dtype=np.dtype(config.dtype),
                         seed=config.seed, dropout=config.dropout)
-    stats = train(model, X_train, data.y_train, X_val, data.y_val, config.sgd, augment=augment,
+    stats = train(model, X_train, data.y_train, X_mon, y_mon, config.sgd, augment=augment,
                   seed=config.seed + 1, on_epoch=on_epoch, verbose=verbose)
     val_acc = accuracy(model, X_val, data.y_val)
-    return RunResult(config, model, pre, stats, val_acc, float(stats["train_acc_history"][-1]),
+    sel_acc = None
+    if selection is not None:
+        sel_acc = accuracy(model, X_mon, y_mon)
+        stats["heldout_val_acc"] = val_acc
+    return RunResult(config, model, pre, stats, val_acc, sel_acc, float(stats["train_acc_history"][-1]),
                      time.perf_counter() - start)
 
 
-def run_many(configs: list[NetConfig], data: CIFAR10Split, *, labels: list[str] | None = None,
+def run_many(configs: list[NetConfig], data, *, labels: list[str] | None = None,
              desc: str = "runs") -> tuple[list[dict], list[RunResult | None]]:
     """Run each config (tqdm progress); return its table rows and results.
 
@@ -160,7 +219,8 @@ def run_many(configs: list[NetConfig], data: CIFAR10Split, *, labels: list[str] 
             result = run_config(config, data)
         except Exception as e:  # noqa: BLE001 - recorded in the row, see the docstring
             note = "diverged" if isinstance(e, FloatingPointError) else f"failed: {type(e).__name__}: {e}"
-            rows.append({**label, **config.to_dict(), "val_acc": float("nan"), "train_acc": float("nan"),
+            rows.append({**label, **config.to_dict(), "val_acc": float("nan"), "sel_acc": float("nan"),
+                         "train_acc": float("nan"),
                          "best_epoch": 0, "epochs": 0.0, "seconds": float("nan"), "note": note})
             results.append(None)
             continue

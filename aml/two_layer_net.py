@@ -15,6 +15,10 @@ Biases are not regularised.
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
+from pathlib import Path
+
 import numpy as np
 
 from ._checks import check_interval, check_nonneg_float, check_positive_float, check_positive_int, check_X, check_y
@@ -64,6 +68,7 @@ class TwoLayerNet:
         C = check_positive_int("output_size", output_size)
         std = check_positive_float("std", std)
         self.dropout = check_interval("dropout", dropout, 0.0, 1.0)
+        self.loss_terms = (float("nan"), float("nan"))     # (J, L2 term) of the last loss(X, y) call
         dtype = np.dtype(dtype)
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"The 'dtype' parameter must be a float dtype. Got {dtype} instead.")
@@ -145,7 +150,9 @@ class TwoLayerNet:
         rows = np.arange(N)
         data_loss = float(np.mean(log_norm - z3[rows, y]))
         W1, W2 = p["W1"], p["W2"]
-        loss = data_loss + reg * (float(np.vdot(W1, W1)) + float(np.vdot(W2, W2)))
+        reg_loss = reg * (float(np.vdot(W1, W1)) + float(np.vdot(W2, W2)))
+        loss = data_loss + reg_loss
+        self.loss_terms = (data_loss, reg_loss)          # (J, L2 term) of this call, for the solver's history
 
         # backward: dJ/dz3 = (psi - Delta) / N
         dz3 = np.exp(z3 - log_norm[:, None])            # (N, C)  psi
@@ -167,15 +174,26 @@ class TwoLayerNet:
         """Most likely class (N,) int64 for each row of X (N, D)."""
         return np.argmax(self.scores(X), axis=1)
 
-    def train(self, X, y, X_val, y_val, **kwargs) -> dict:
+    def train(self, X, y, X_val, y_val, *, seed=None, **kwargs):
         """The handout's ``net.train(X, y, X_val, y_val, learning_rate=..., reg=..., num_iters=...,
-        verbose=...)``: delegates to :func:`aml.solver.train` (same keywords) and returns its history."""
+        verbose=...)``: :func:`aml.solver.train` (same keywords), returning its
+        :class:`aml.training.History`.
+
+        ``seed=None`` is the handout's behaviour: the run's seed is drawn from NumPy's *global*
+        generator (one draw), so ``np.random.seed(0); net.train(...)`` repeats. (The handout drew
+        every minibatch from the global generator; here they come from a Generator seeded by that
+        draw, so the figures match the handout's in kind, not bit for bit.) Pass an int or a
+        Generator everywhere else.
+        """
         from .solver import train
-        return train(self, X, y, X_val, y_val, **kwargs)
+        if seed is None:
+            seed = int(np.random.randint(0, 2**32, dtype=np.int64))
+        return train(self, X, y, X_val, y_val, seed=seed, **kwargs)
 
     def save(self, path) -> None:
         """Write the parameters to an ``.npz`` file atomically (temp file, then rename)."""
         from .runs import atomic_path
+        _check_save_target(path)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, dropout=np.array(self.dropout), **self.params)
@@ -186,19 +204,38 @@ class TwoLayerNet:
 
         The file is read with ``allow_pickle=False`` (an untrusted file cannot run code), and its
         arrays must be finite, of one float dtype, and of consistent shapes W1 (D, H), b1 (H,),
-        W2 (H, C), b2 (C,); otherwise ``ValueError`` names the file and the problem.
+        W2 (H, C), b2 (C,); otherwise ``ValueError`` names the file and the problem (an empty,
+        truncated or non-``.npz`` file included).
         """
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in PARAM_NAMES if k not in data.files]
-            if missing:
-                raise ValueError(f"The 'path' file {path} is not a TwoLayerNet checkpoint: missing {missing}.")
-            params = {k: data[k] for k in PARAM_NAMES}
-            dropout = float(data["dropout"]) if "dropout" in data.files else 0.0
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [k for k in PARAM_NAMES if k not in data.files]
+                if missing:
+                    raise ValueError(f"The 'path' file {path} is not a TwoLayerNet checkpoint: missing {missing}.")
+                params = {k: data[k] for k in PARAM_NAMES}
+                dropout = float(data["dropout"]) if "dropout" in data.files else 0.0
+        except FileNotFoundError:
+            raise
+        except ValueError as e:
+            if str(path) in str(e):
+                raise
+            raise ValueError(f"The checkpoint {path} cannot be read: {e}") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
+            raise ValueError(f"The checkpoint {path} cannot be read as an .npz file (empty, truncated or "
+                             f"another format: {type(e).__name__}: {e}).") from None
         _check_loaded_params(params, path)
         D, H = params["W1"].shape
-        net = cls(D, H, params["W2"].shape[1], dtype=params["W1"].dtype, seed=0, dropout=dropout)
+        try:
+            net = cls(D, H, params["W2"].shape[1], dtype=params["W1"].dtype, seed=0, dropout=dropout)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"The checkpoint {path} holds an impossible network: {e}") from None
         net.params = params
         return net
+
+
+def _check_save_target(path) -> None:
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"The 'path' parameter must name a file to write. Got the directory {path} instead.")
 
 
 def _check_loaded_params(params: dict, path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aml.data import SealedTest
 from aml.mlp import MLPConfig, TensorSplits, fit, to_tensor_images, zca_splits
 from aml.runs import REPO_ROOT, machine_info
 from aml.search import best_complete_trial, budget, q4_config, run_search
@@ -39,7 +40,8 @@ def load_splits(data: Path | None, device: str) -> TensorSplits:
 
     def put(a, b):
         return to_tensor_images(a).to(device), torch.from_numpy(b).to(device)
-    return TensorSplits(*put(X[:49000], y[:49000]), *put(X[49000:n], y[49000:n]), *put(X[n:], y[n:]))
+    return TensorSplits(*put(X[:49000], y[:49000]), *put(X[49000:n], y[49000:n]),
+                        SealedTest(to_tensor_images(X[n:]).to(device), y[n:]))
 
 
 def epoch_seconds(config: MLPConfig, data: TensorSplits) -> float:
@@ -68,8 +70,8 @@ def main() -> int:
                       dropout=0.2, flip=True, optimizer="adamw", schedule="onecycle", lr=2e-3)
     fit(probe, gpu.subset(4096))                                   # warm-up: kernels, autotuning
     t_gpu = epoch_seconds(probe, gpu)
-    cpu = TensorSplits(*(t.cpu() for t in (gpu.X_train[:10000], gpu.y_train[:10000], gpu.X_val, gpu.y_val,
-                                           gpu.X_test[:0], gpu.y_test[:0])))
+    cpu = TensorSplits(*(t.cpu() for t in (gpu.X_train[:10000], gpu.y_train[:10000], gpu.X_val, gpu.y_val)),
+                       SealedTest(gpu.X_val[:0].cpu(), np.zeros(0, dtype=np.int64)))
     t_cpu = epoch_seconds(probe, cpu) * gpu.X_train.shape[0] / 10000
     print(f"one epoch, depth 5 x 512: GPU {t_gpu:.2f} s, CPU {t_cpu:.1f} s (from 10,000 images), "
           f"ratio {t_cpu / t_gpu:.0f}x")

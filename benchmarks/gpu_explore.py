@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.getcwd())
+from aml.data import SealedTest
 from aml.mlp import MLPConfig, TensorSplits, fit, to_tensor_images
 
 chunks = Path(os.environ.get("AML_CHUNKS", ".gpu/data")).glob("cifar_part*.npz")
@@ -41,7 +42,7 @@ def zca(eps_rel):
     return Z
 
 def splits(Z):
-    return TensorSplits(Z[:n_tr], yt[:n_tr], Z[n_tr:], yt[n_tr:], Z[:0], yt[:0])
+    return TensorSplits(Z[:n_tr], yt[:n_tr], Z[n_tr:], yt[n_tr:], SealedTest(Z[:0], yt[:0].cpu().numpy()))
 
 data = {"raw": splits(Xt)}
 out = []

@@ -1,5 +1,6 @@
 """Rewrite the README's measured table from the committed run's results files and notebook metadata,
-so that no figure in it is typed by hand.
+so that no figure in it is typed by hand. Refuses (naming the file and the field) small-budget (smoke)
+results and notebooks, and values that are not finite numbers: the table quotes the full run only.
 
     python benchmarks/measured_table.py           # print the table
     python benchmarks/measured_table.py --write   # replace it in README.md (between the markers)
@@ -8,34 +9,80 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
+from pathlib import Path
 
 import nbformat
 
 from aml.ledger import summary
 from aml.metrics import mean_std
-from aml.runs import REPO_ROOT
 
+#: The checkout this script belongs to: its committed record is what the README describes
+ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- measured:start -->", "<!-- measured:end -->"
 
 
+class NotARecord(ValueError):
+    """A file the table would quote holds a small-budget run or a value that is not a finite number."""
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"it holds {name}, which strict JSON has not")
+
+
+def load_result(path: Path) -> dict:
+    """A committed results file, refused (naming the file and field) if it is a small-budget run."""
+    try:
+        res = json.loads(path.read_text(), parse_constant=_refuse_constant)
+    except ValueError as e:
+        raise NotARecord(f"{path}: {e}; the README's table takes only finite numbers.") from None
+    if res.get("smoke") is not False:
+        raise NotARecord(f"{path}: field 'smoke' is {res.get('smoke')!r}, not false: a small-budget (smoke) run is "
+                         "no measurement. Run the full make report first.")
+    return res
+
+
+def number(res: dict, key: str, path: Path):
+    """``res[key]``: a finite number or a non-empty list of them; otherwise ``NotARecord`` naming the file and field."""
+    value = res.get(key)
+    values = value if isinstance(value, list) and value else [value]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise NotARecord(f"{path}: field {key!r} is {value!r}, not a finite number; the README's table quotes it.")
+    return value
+
+
 def notebook_runs() -> dict[str, dict]:
-    return {p.stem: nbformat.read(p, as_version=4).metadata.get("aml_run", {})
-            for p in sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    """Each notebook's ``aml_run`` record, refused (naming the notebook) unless a full run with a finite time."""
+    found = {}
+    for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        run = nbformat.read(p, as_version=4).metadata.get("aml_run", {})
+        if run.get("smoke") is not False:
+            raise NotARecord(f"{p}: field 'aml_run.smoke' is {run.get('smoke')!r}, not false: its outputs are not "
+                             "those of a full run. Run the full make report first.")
+        number(run, "seconds", p)
+        found[p.stem] = run
+    return found
 
 
 def table() -> str:
-    res = {name: json.loads((REPO_ROOT / "results" / f"{name}.json").read_text())
-           for name in ("q3a_toy", "q3b_best", "q4_best")}
+    paths = {name: ROOT / "results" / f"{name}.json" for name in ("q3a_toy", "q3b_best", "q4_best")}
+    res = {name: load_result(path) for name, path in paths.items()}
     runs = notebook_runs()
     q3a, q3b, q4 = res["q3a_toy"], res["q3b_best"], res["q4_best"]
+    for name, keys in (("q3a_toy", ("final_loss",)),
+                       ("q3b_best", ("default_val_acc", "val_acc_seeds", "test_acc", "test_acc_full", "train_seconds")),
+                       ("q4_best", ("val_acc_seeds", "depth_study_val_acc_seeds", "test_acc", "test_acc_full",
+                                    "train_seconds"))):
+        for key in keys:
+            number(res[name], key, paths[name])
     machine = q3b["machine"]
-    total = sum(r.get("seconds", 0) for r in runs.values())
-    per_nb = ", ".join(f"{name[:2]}: {r['seconds'] / 60:.1f} min" for name, r in runs.items() if "seconds" in r)
+    total = sum(r["seconds"] for r in runs.values())
+    per_nb = ", ".join(f"{name[:2]}: {r['seconds'] / 60:.1f} min" for name, r in runs.items())
     b_mean, b_std = mean_std(q3b["val_acc_seeds"])
     m_mean, m_std = mean_std(q4["val_acc_seeds"])
     d_mean, d_std = mean_std(q4["depth_study_val_acc_seeds"])
-    looks = {r["question"]: r for r in summary()}
+    looks = {r["question"]: r for r in summary(ROOT / "results" / "test_ledger.csv")}   # full runs' rows only
     rows = [
         ("machine of the committed run",
          f"{machine['cpu']}, {machine['cpu_count']} cores, GPU: {machine['gpu'] or 'none'}; {machine['date']}"),
@@ -63,11 +110,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    text = table()
+    try:
+        text = table()
+    except NotARecord as e:
+        raise SystemExit(f"measured_table: {e}") from None
     if not args.write:
         print(text)
         return
-    path = REPO_ROOT / "README.md"
+    path = ROOT / "README.md"
     readme = path.read_text()
     new, n = re.subn(re.escape(START) + ".*?" + re.escape(END), f"{START}\n{text}\n{END}", readme, flags=re.S)
     if n != 1:

@@ -70,7 +70,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    X_all, y_all, _, _ = load_cifar10_images()
+    X_all, y_all, _ = load_cifar10_images()
     X_tr, y_tr = X_all[:49000], y_all[:49000]
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
     loader = DataLoader(ArrayCIFAR(X_tr, y_tr, tf), batch_size=CONFIG.batch_size, shuffle=True,

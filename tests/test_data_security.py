@@ -25,6 +25,8 @@ import aml.data
 from aml.data import FOLDER, TEST_FILE, TRAIN_FILES, download_cifar10, ensure_cifar10, load_cifar10_images
 from aml.runs import REPO_ROOT
 
+pytestmark = pytest.mark.usefixtures("isolated_data_dir")
+
 
 def _batch_bytes(index, per_batch=10):
     data = np.full((per_batch, 3072), index, dtype=np.uint8)
@@ -48,41 +50,27 @@ class _RunsACommand:
 
 
 @pytest.mark.parametrize("wrap", [lambda x: {b"data": x, b"labels": []}, lambda x: x])
-def test_pickle_that_calls_os_system_is_refused(tmp_path, wrap):
-    folder = _write_batches(tmp_path / FOLDER)
-    marker = tmp_path / "pwned"
+def test_pickle_that_calls_os_system_is_refused(tmp_dir, wrap):
+    folder = _write_batches(tmp_dir / FOLDER)
+    marker = tmp_dir / "pwned"
     (folder / "data_batch_1").write_bytes(pickle.dumps(wrap(_RunsACommand(f"touch {marker}")), protocol=4))
     with pytest.raises(ValueError, match=r"data_batch_1 names the Python object '(posix|nt|os)\.system'"):
-        load_cifar10_images(tmp_path, download=False)
+        load_cifar10_images(tmp_dir, download=False)
     assert not marker.exists()
 
 
-def test_pickle_that_allocates_a_huge_array_is_refused(tmp_path):   # case 1: no MemoryError escapes
+def test_pickle_that_allocates_a_huge_array_is_refused(tmp_dir):   # case 1: no MemoryError escapes
     class Huge:
         def __reduce__(self):
             return aml.data._reconstruct, (np.ndarray, (2**62,), b"b")
-    folder = _write_batches(tmp_path / FOLDER)
+    folder = _write_batches(tmp_dir / FOLDER)
     (folder / TEST_FILE).write_bytes(pickle.dumps({b"data": Huge(), b"labels": []}, protocol=4))
     with pytest.raises(ValueError, match="test_batch is truncated or corrupted"):
-        load_cifar10_images(tmp_path, download=False)
+        load_cifar10_images(tmp_dir, download=False)
 
 
-# where an offline copy of CIFAR-10 may be, looked up before _isolated_default_root takes effect
+# where an offline copy of CIFAR-10 may be, looked up before isolated_data_dir takes effect
 _REAL_ROOTS = (aml.data.data_root(), REPO_ROOT.parent / "shared" / "data")
-
-
-@pytest.fixture
-def tmp_path(tmp_path):
-    """pytest's tmp_path with its symlinks resolved, as data_root() resolves them (macOS: /tmp -> /private/tmp),
-    so that the paths in the expected messages are the ones the loader prints."""
-    return tmp_path.resolve()
-
-
-@pytest.fixture(autouse=True)
-def _isolated_default_root(tmp_path_factory, monkeypatch):
-    """Point AML_DATA_DIR at an empty folder of its own for each test: a download that lost its root (a bug
-    these tests must catch) lands there, never in the shared data folder where later tests would read it."""
-    monkeypatch.setenv("AML_DATA_DIR", str(tmp_path_factory.mktemp("default-root")))
 
 
 def _real_test_batch():
@@ -155,11 +143,6 @@ def _leftovers(root):
     return sorted(p.name for p in root.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".cifar-extract-"))
 
 
-def _whole(message):
-    """A ``match`` pattern that accepts ``message`` and nothing else."""
-    return f"^{re.escape(str(message))}$"
-
-
 class _Stderr:
     """A stream that shows what was written only once it is flushed, like a block-buffered pipe."""
     def __init__(self):
@@ -173,27 +156,28 @@ class _Stderr:
         self.shown, self.pending = self.shown + self.pending, ""
 
 
-def test_successful_download_puts_the_batches_in_place(tmp_path, serve, capsys):
+def test_successful_download_puts_the_batches_in_place(tmp_dir, serve, capsys):
     url = serve(_fake_archive())
-    root = tmp_path / "new" / "data"
+    root = tmp_dir / "new" / "data"
     assert ensure_cifar10(root) == root / FOLDER
-    X_train, _, X_test, _ = load_cifar10_images(root, download=False)
+    X_train, _, test = load_cifar10_images(root, download=False)
+    X_test = test._open()[0]
     assert X_train.shape == (50, 32, 32, 3) and X_test.shape == (10, 32, 32, 3) and X_test[0, 0, 0, 0] == 5
     assert _leftovers(root) == [] and sorted(p.name for p in root.iterdir()) == [FOLDER]
     # the archive is smaller than 1 MiB: one read, one report
     assert capsys.readouterr().err == f"CIFAR-10: downloading {url} into {root}\nCIFAR-10: 100% (0 of 0 MiB)\n"
 
 
-def test_download_reports_progress_every_10_percent(tmp_path, serve, monkeypatch):
+def test_download_reports_progress_every_10_percent(tmp_dir, serve, monkeypatch):
     payload = bytes(12 * 2**20)        # twelve reads of 1 MiB; a report whenever a new tenth is complete
     url = serve(payload, md5="0" * 32)
     stderr = _Stderr()
     monkeypatch.setattr(sys, "stderr", stderr)
     with pytest.raises(ValueError, match="checksum mismatch"):
-        download_cifar10(tmp_path)
+        download_cifar10(tmp_dir)
     reports = [" 10% (2", " 20% (3", " 30% (4", " 40% (5", " 50% (6", " 60% (8", " 70% (9", " 80% (10", " 90% (11",
                "100% (12"]
-    assert stderr.shown == (f"CIFAR-10: downloading {url} into {tmp_path}\n"
+    assert stderr.shown == (f"CIFAR-10: downloading {url} into {tmp_dir}\n"
                             + "".join(f"CIFAR-10: {r} of 12 MiB)\n" for r in reports))
     assert stderr.pending == ""        # each line was flushed as it was written
 
@@ -205,26 +189,26 @@ class _NoLength(_Handler):
         self.wfile.write(self.payload)
 
 
-def test_download_without_content_length(tmp_path, monkeypatch):
+def test_download_without_content_length(tmp_dir, monkeypatch):
     archive = _fake_archive()
     with _server(type("Handler", (_NoLength,), {"payload": archive})) as url:
         monkeypatch.setattr(aml.data, "URL", url)
         monkeypatch.setattr(aml.data, "MD5", hashlib.md5(archive).hexdigest())
         stderr = _Stderr()
         monkeypatch.setattr(sys, "stderr", stderr)
-        assert download_cifar10(tmp_path) == tmp_path / FOLDER
-    assert stderr.shown == f"CIFAR-10: downloading {url} into {tmp_path}\n"      # no size, so no percentages
-    assert load_cifar10_images(tmp_path, download=False)[2][0, 0, 0, 0] == 5
+        assert download_cifar10(tmp_dir) == tmp_dir / FOLDER
+    assert stderr.shown == f"CIFAR-10: downloading {url} into {tmp_dir}\n"      # no size, so no percentages
+    assert load_cifar10_images(tmp_dir, download=False)[2]._open()[0][0, 0, 0, 0] == 5
 
 
-def test_download_of_exactly_the_size_limit_is_accepted(tmp_path, serve, monkeypatch):
+def test_download_of_exactly_the_size_limit_is_accepted(tmp_dir, serve, monkeypatch):
     archive = _fake_archive()
     serve(archive)
     monkeypatch.setattr(aml.data, "MAX_ARCHIVE_BYTES", len(archive))
-    assert download_cifar10(tmp_path) == tmp_path / FOLDER
+    assert download_cifar10(tmp_dir) == tmp_dir / FOLDER
 
 
-def test_download_over_the_size_limit_is_refused(tmp_path, serve, monkeypatch):
+def test_download_over_the_size_limit_is_refused(tmp_dir, serve, monkeypatch, whole):
     url = serve(bytes(2**20 + 6))
     monkeypatch.setattr(aml.data, "MAX_ARCHIVE_BYTES", 2**20 + 5)
     written = []
@@ -236,48 +220,48 @@ def test_download_over_the_size_limit_is_refused(tmp_path, serve, monkeypatch):
         finally:
             written.append(f.tell())
     monkeypatch.setattr(aml.data, "_copy", copy)
-    with pytest.raises(ValueError, match=_whole(
+    with pytest.raises(ValueError, match=whole(
             f"The download of {url} must be at most {2**20 + 5} bytes. Got more than that instead; "
             "this is not the CIFAR-10 archive.")):
-        download_cifar10(tmp_path)
-    assert written == [2**20] and list(tmp_path.iterdir()) == []
+        download_cifar10(tmp_dir)
+    assert written == [2**20] and list(tmp_dir.iterdir()) == []
 
 
-def test_download_replaces_an_incomplete_folder(tmp_path, serve):   # case 7
+def test_download_replaces_an_incomplete_folder(tmp_dir, serve):   # case 7
     serve(_fake_archive())
-    (tmp_path / FOLDER).mkdir()
-    (tmp_path / FOLDER / "data_batch_1").write_bytes(b"half a file")
-    load_cifar10_images(tmp_path)
-    assert load_cifar10_images(tmp_path, download=False)[0].shape == (50, 32, 32, 3)
+    (tmp_dir / FOLDER).mkdir()
+    (tmp_dir / FOLDER / "data_batch_1").write_bytes(b"half a file")
+    load_cifar10_images(tmp_dir)
+    assert load_cifar10_images(tmp_dir, download=False)[0].shape == (50, 32, 32, 3)
 
 
-def test_checksum_mismatch(tmp_path, serve):
+def test_checksum_mismatch(tmp_dir, serve):
     archive = _fake_archive()            # built once: gzip stamps the time into it
     url = serve(archive, md5="0" * 32)
     actual = hashlib.md5(archive).hexdigest()
     with pytest.raises(ValueError, match=f"{re.escape(url)} but got a checksum mismatch: "
                                          f"expected MD5 0{{32}}, got {actual}.*AML_DATA_DIR"):
-        download_cifar10(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+        download_cifar10(tmp_dir)
+    assert list(tmp_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize("name,kind", [("../evil", tarfile.REGTYPE), ("/tmp/evil", tarfile.REGTYPE),
                                        ("..\\evil", tarfile.REGTYPE), (f"{FOLDER}\\..\\..\\evil", tarfile.REGTYPE),
                                        ("\\tmp\\evil", tarfile.REGTYPE), ("C:evil", tarfile.REGTYPE),
                                        (f"{FOLDER}/link", tarfile.SYMTYPE), (f"{FOLDER}/dev", tarfile.CHRTYPE)])
-def test_unsafe_archive_entries_are_refused(tmp_path, serve, name, kind):
+def test_unsafe_archive_entries_are_refused(tmp_dir, serve, name, kind, whole):
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, "/etc/passwd" if kind == tarfile.SYMTYPE else ""
     url = serve(_fake_archive([(info, b"x" if kind == tarfile.REGTYPE else None)]))
-    root = tmp_path / "root"
+    root = tmp_dir / "root"
     what = ("relative paths only. Got the entry {!r} instead." if kind == tarfile.REGTYPE else
             "regular files and folders only. Got the entry {!r} (a link, device or FIFO) instead.")
-    with pytest.raises(ValueError, match=_whole(f"The archive {url} must hold {what.format(name)}")):
+    with pytest.raises(ValueError, match=whole(f"The archive {url} must hold {what.format(name)}")):
         download_cifar10(root)
-    assert not root.exists() and not (tmp_path / "evil").exists()
+    assert not root.exists() and not (tmp_dir / "evil").exists()
 
 
-def test_extracted_files_get_safe_permissions(tmp_path, serve):
+def test_extracted_files_get_safe_permissions(tmp_dir, serve):
     # tarfile's "data" filter: no set-user-ID, set-group-ID or sticky bit, no write access for group and
     # others, and the owner may always read and write
     entries = []
@@ -286,12 +270,12 @@ def test_extracted_files_get_safe_permissions(tmp_path, serve):
         info.mode = 0o7777 if i % 2 else 0o000
         entries.append((info, _batch_bytes(i)))
     serve(_tar_gz(entries))
-    folder = download_cifar10(tmp_path)
+    folder = download_cifar10(tmp_dir)
     modes = {name: stat.S_IMODE((folder / name).stat().st_mode) for name in (*TRAIN_FILES, TEST_FILE)}
     assert modes == {name: 0o755 if i % 2 else 0o600 for i, name in enumerate((*TRAIN_FILES, TEST_FILE))}
 
 
-def test_archive_that_is_not_gzip_compressed_is_refused(tmp_path, serve):
+def test_archive_that_is_not_gzip_compressed_is_refused(tmp_dir, serve):
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:        # a plain tar of the same files
         for i, name in enumerate((*TRAIN_FILES, TEST_FILE)):
@@ -301,18 +285,18 @@ def test_archive_that_is_not_gzip_compressed_is_refused(tmp_path, serve):
             tar.addfile(info, io.BytesIO(data))
     serve(archive.getvalue())
     with pytest.raises(tarfile.ReadError, match="not a gzip file"):
-        download_cifar10(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+        download_cifar10(tmp_dir)
+    assert list(tmp_dir.iterdir()) == []
 
 
-def test_archive_without_the_batches_is_refused(tmp_path, serve):
+def test_archive_without_the_batches_is_refused(tmp_dir, serve):
     serve(_tar_gz([(tarfile.TarInfo(f"{FOLDER}/{TEST_FILE}"), _batch_bytes(0))]))
     with pytest.raises(ValueError, match="lacks data_batch_1"):
-        download_cifar10(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+        download_cifar10(tmp_dir)
+    assert list(tmp_dir.iterdir()) == []
 
 
-def test_server_that_never_answers_times_out(tmp_path, monkeypatch):
+def test_server_that_never_answers_times_out(tmp_dir, monkeypatch):
     monkeypatch.setattr(aml.data, "DOWNLOAD_TIMEOUT_S", 0.2)
     monkeypatch.setattr(aml.data, "RETRY_BACKOFF_S", 0.05)
     with socket.socket() as silent:              # accepts connections (in its backlog), never answers
@@ -323,13 +307,13 @@ def test_server_that_never_answers_times_out(tmp_path, monkeypatch):
         start = time.perf_counter()
         with pytest.raises(FileNotFoundError, match=f"Could not download {re.escape(url)} "
                                                     r"\(attempt 3 of 3, timeout 0.2 s\).*timed out.*AML_DATA_DIR"):
-            ensure_cifar10(tmp_path / "data")
+            ensure_cifar10(tmp_dir / "data")
         assert time.perf_counter() - start < 5
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize("status,requests", [(503, 3), (500, 3), (404, 1), (400, 1), (499, 1)])
-def test_retries_are_bounded(tmp_path, monkeypatch, status, requests):   # a client error is not retried
+def test_retries_are_bounded(tmp_dir, monkeypatch, status, requests):   # a client error is not retried
     monkeypatch.setattr(aml.data, "RETRY_BACKOFF_S", 0.0)
     seen = []
 
@@ -340,11 +324,11 @@ def test_retries_are_bounded(tmp_path, monkeypatch, status, requests):   # a cli
     with _server(Failing) as url:
         monkeypatch.setattr(aml.data, "URL", url)
         with pytest.raises(ConnectionError, match=f"Could not download {re.escape(url)} .*HTTP Error {status}"):
-            download_cifar10(tmp_path)
-    assert len(seen) == requests and list(tmp_path.iterdir()) == []
+            download_cifar10(tmp_dir)
+    assert len(seen) == requests and list(tmp_dir.iterdir()) == []
 
 
-def test_retries_back_off_linearly(tmp_path, monkeypatch):
+def test_retries_back_off_linearly(tmp_dir, monkeypatch, whole):
     sleeps = []
     monkeypatch.setattr(aml.data, "time", types.SimpleNamespace(time=time.time, sleep=sleeps.append))
     monkeypatch.setattr(aml.data, "RETRY_BACKOFF_S", 0.25)
@@ -354,18 +338,18 @@ def test_retries_back_off_linearly(tmp_path, monkeypatch):
             self.send_error(503)
     with _server(Failing) as url:
         monkeypatch.setattr(aml.data, "URL", url)
-        with pytest.raises(ConnectionError, match=_whole(
+        with pytest.raises(ConnectionError, match=whole(
                 f"Could not download {url} (attempt 3 of 3, timeout 60 s): HTTPError: HTTP Error 503: Service "
-                f"Unavailable. Put the extracted '{FOLDER}' folder of {url} under {tmp_path}, or set AML_DATA_DIR "
+                f"Unavailable. Put the extracted '{FOLDER}' folder of {url} under {tmp_dir}, or set AML_DATA_DIR "
                 "to the folder that holds it (e.g. AML_DATA_DIR=../shared/data).")):
-            download_cifar10(tmp_path)
+            download_cifar10(tmp_dir)
     assert sleeps == [0.25, 0.5]
 
 
-def test_temporary_files_stay_in_the_root(tmp_path, monkeypatch):
+def test_temporary_files_stay_in_the_root(tmp_dir, monkeypatch):
     # the archive is 170 MB and is renamed into place: nothing goes to the system's temporary folder
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-system-tmp"))
-    root = tmp_path / "root"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_dir / "no-system-tmp"))
+    root = tmp_dir / "root"
     seen = []
 
     class Watching(_Handler):
@@ -380,13 +364,13 @@ def test_temporary_files_stay_in_the_root(tmp_path, monkeypatch):
         assert download_cifar10(root) == root / FOLDER
     # while the archive streams in, the root holds its *.tmp file, which _remove_leftovers knows
     assert len(seen) == 1 and re.fullmatch(r"cifar-10-python\.tar\.gz\.\w+\.tmp", seen[0]), seen
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"] and os.listdir(root) == [FOLDER]
+    assert sorted(p.name for p in tmp_dir.iterdir()) == ["root"] and os.listdir(root) == [FOLDER]
 
 
-def test_extraction_folder_of_a_killed_run_is_cleaned_up(tmp_path):
-    archive = tmp_path / "archive.tar.gz"
+def test_extraction_folder_of_a_killed_run_is_cleaned_up(tmp_dir):
+    archive = tmp_dir / "archive.tar.gz"
     archive.write_bytes(_fake_archive())
-    root = tmp_path / "root"
+    root = tmp_dir / "root"
     _write_batches(root / FOLDER)
     extracted = aml.data._extract(archive, root)     # what a run killed before the move leaves behind
     assert extracted.parent == root and extracted.name.startswith(".cifar-extract-")
@@ -407,51 +391,51 @@ def _racing_rmtree(monkeypatch):
     monkeypatch.setattr(shutil, "rmtree", rmtree)
 
 
-def test_cleanup_errors_do_not_hide_the_outcome(tmp_path, serve, monkeypatch):
+def test_cleanup_errors_do_not_hide_the_outcome(tmp_dir, serve, monkeypatch):
     serve(_fake_archive())
     _racing_rmtree(monkeypatch)
-    assert download_cifar10(tmp_path / "ok") == tmp_path / "ok" / FOLDER
-    assert os.listdir(tmp_path / "ok") == [FOLDER]
+    assert download_cifar10(tmp_dir / "ok") == tmp_dir / "ok" / FOLDER
+    assert os.listdir(tmp_dir / "ok") == [FOLDER]
     serve(_tar_gz([(tarfile.TarInfo(f"{FOLDER}/{TEST_FILE}"), _batch_bytes(0))]))
     with pytest.raises(ValueError, match="lacks data_batch_1"):
-        download_cifar10(tmp_path / "bad")
-    assert not (tmp_path / "bad").exists()
+        download_cifar10(tmp_dir / "bad")
+    assert not (tmp_dir / "bad").exists()
 
 
-def test_archive_removed_by_someone_else_does_not_hide_the_error(tmp_path, monkeypatch):
+def test_archive_removed_by_someone_else_does_not_hide_the_error(tmp_dir, monkeypatch):
     class Deleting(_Handler):
         def do_GET(self):
-            for p in tmp_path.glob("*.tmp"):
+            for p in tmp_dir.glob("*.tmp"):
                 p.unlink()
             self.send_error(404)
     with _server(Deleting) as url:
         monkeypatch.setattr(aml.data, "URL", url)
         with pytest.raises(ConnectionError, match="HTTP Error 404"):
-            download_cifar10(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+            download_cifar10(tmp_dir)
+    assert list(tmp_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize("what", ["file", "dangling link", "link to a folder"])
-def test_download_replaces_what_is_in_the_way(tmp_path, serve, what):
+def test_download_replaces_what_is_in_the_way(tmp_dir, serve, what):
     serve(_fake_archive())
-    root, outside = tmp_path / "root", tmp_path / "outside"
+    root, outside = tmp_dir / "root", tmp_dir / "outside"
     root.mkdir()
     (outside / "keep").mkdir(parents=True)
     if what == "file":
         (root / FOLDER).write_text("not a folder")
     else:
-        (root / FOLDER).symlink_to(outside if what == "link to a folder" else tmp_path / "nothing")
+        (root / FOLDER).symlink_to(outside if what == "link to a folder" else tmp_dir / "nothing")
     assert download_cifar10(root) == root / FOLDER
     assert (root / FOLDER).is_dir() and not (root / FOLDER).is_symlink()
     assert load_cifar10_images(root, download=False)[0].shape == (50, 32, 32, 3)
     assert os.listdir(outside) == ["keep"]          # a linked folder is unlinked, not emptied
 
 
-def test_leftovers_of_killed_runs_are_removed(tmp_path):
-    _write_batches(tmp_path / FOLDER)
+def test_leftovers_of_killed_runs_are_removed(tmp_dir):
+    _write_batches(tmp_dir / FOLDER)
     old = time.time() - 2 * aml.data.LEFTOVER_AGE_S
-    stale = [tmp_path / ".cifar-extract-x1", tmp_path / "cifar-10-python.tar.gz.x2.tmp"]
-    fresh = [tmp_path / ".cifar-extract-y1", tmp_path / "cifar-10-python.tar.gz.y2.tmp"]   # a live download's
+    stale = [tmp_dir / ".cifar-extract-x1", tmp_dir / "cifar-10-python.tar.gz.x2.tmp"]
+    fresh = [tmp_dir / ".cifar-extract-y1", tmp_dir / "cifar-10-python.tar.gz.y2.tmp"]   # a live download's
     for path in (*stale, *fresh):
         if path.suffix == ".tmp":
             path.write_bytes(b"part of an archive")
@@ -459,30 +443,30 @@ def test_leftovers_of_killed_runs_are_removed(tmp_path):
             (path / FOLDER).mkdir(parents=True)
     for path in stale:
         os.utime(path, (old, old))
-    (tmp_path / "notes.tmp").write_text("not ours")
-    ensure_cifar10(tmp_path)
-    assert _leftovers(tmp_path) == sorted(p.name for p in fresh) + ["notes.tmp"]
+    (tmp_dir / "notes.tmp").write_text("not ours")
+    ensure_cifar10(tmp_dir)
+    assert _leftovers(tmp_dir) == sorted(p.name for p in fresh) + ["notes.tmp"]
     assert all(Path(p).exists() for p in fresh)
 
 
-def test_leftover_age_limit_is_inclusive(tmp_path, monkeypatch):
+def test_leftover_age_limit_is_inclusive(tmp_dir, monkeypatch):
     now = 1_800_000_000.0
     monkeypatch.setattr(aml.data, "time", types.SimpleNamespace(time=lambda: now, sleep=time.sleep))
-    _write_batches(tmp_path / FOLDER)
+    _write_batches(tmp_dir / FOLDER)
     for name, age in [("cifar-10-python.tar.gz.a.tmp", aml.data.LEFTOVER_AGE_S),
                       ("cifar-10-python.tar.gz.b.tmp", aml.data.LEFTOVER_AGE_S - 1)]:
-        (tmp_path / name).write_bytes(b"part of an archive")
-        os.utime(tmp_path / name, (now - age, now - age))
-    ensure_cifar10(tmp_path)
-    assert _leftovers(tmp_path) == ["cifar-10-python.tar.gz.b.tmp"]
+        (tmp_dir / name).write_bytes(b"part of an archive")
+        os.utime(tmp_dir / name, (now - age, now - age))
+    ensure_cifar10(tmp_dir)
+    assert _leftovers(tmp_dir) == ["cifar-10-python.tar.gz.b.tmp"]
 
 
-def test_leftover_that_is_a_link_is_unlinked_not_followed(tmp_path):
-    _write_batches(tmp_path / FOLDER)
-    (tmp_path / "elsewhere" / "precious").mkdir(parents=True)
-    link = tmp_path / ".cifar-extract-link"
-    link.symlink_to(tmp_path / "elsewhere")
+def test_leftover_that_is_a_link_is_unlinked_not_followed(tmp_dir):
+    _write_batches(tmp_dir / FOLDER)
+    (tmp_dir / "elsewhere" / "precious").mkdir(parents=True)
+    link = tmp_dir / ".cifar-extract-link"
+    link.symlink_to(tmp_dir / "elsewhere")
     old = time.time() - 2 * aml.data.LEFTOVER_AGE_S
     os.utime(link, (old, old), follow_symlinks=False)
-    ensure_cifar10(tmp_path)
-    assert not os.path.lexists(link) and (tmp_path / "elsewhere" / "precious").is_dir()
+    ensure_cifar10(tmp_dir)
+    assert not os.path.lexists(link) and (tmp_dir / "elsewhere" / "precious").is_dir()

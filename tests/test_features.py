@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from aml.features import PCA
-from aml.flips import FlipFromTable
 
 
 def test_pca_recovers_dominant_direction_and_whitens():
@@ -26,12 +25,3 @@ def test_pca_rejects_bad_input():
     with pytest.raises(RuntimeError, match="before fit"):
         PCA(2).transform(np.ones((2, 3)))
 
-
-def test_flip_from_table_takes_rows_of_the_table():
-    X = np.zeros((100, 4))
-    table = np.arange(400, dtype=float).reshape(100, 4)
-    idx = np.arange(10, 30)
-    out = FlipFromTable(table)(X[idx], idx, np.random.default_rng(0))
-    replaced = out.any(axis=1)
-    np.testing.assert_array_equal(out[replaced], table[idx[replaced]])
-    assert 0 < replaced.sum() < 20

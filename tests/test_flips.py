@@ -1,5 +1,6 @@
-"""aml.flips against images built by hand: a mirrored image, the flip masks of the solver's
-augmentations, and test-time flip averaging compared with scores computed separately."""
+"""aml.flips, the home of every test of its behaviour, against images built by hand: a mirrored
+image, the flip masks of the solver's augmentations, and test-time flip averaging compared with
+scores computed separately. One test per behaviour."""
 import numpy as np
 import pytest
 
@@ -11,37 +12,62 @@ def _images(n, seed=0):
     return np.random.default_rng(seed).standard_normal((n, 3072))
 
 
-def test_hflip_mirrors_columns_only():
+def _mask(n, seed):
+    """The draw the augmentations make: one uniform per image, flipped below 1/2."""
+    return np.random.default_rng(seed).random(n) < 0.5
+
+
+def test_hflip_images_reverses_the_columns_of_each_image_only():
     X = _images(2)
     out = hflip_images(X)
     img, new = X.reshape(2, 32, 32, 3), out.reshape(2, 32, 32, 3)
     for col in range(32):
         np.testing.assert_array_equal(new[:, :, col, :], img[:, :, 31 - col, :])   # width reversed, HWC kept
-    assert out.flags["C_CONTIGUOUS"] and not np.shares_memory(out, X)
-    with pytest.raises(ValueError, match=r"'X'.*\(N, 3072\)"):
+    np.testing.assert_array_equal(hflip_images(out), X)                             # an involution
+    assert out.shape == (2, 3072) and out.flags["C_CONTIGUOUS"] and not np.shares_memory(out, X)
+    assert hflip_images(np.zeros((0, 3072))).shape == (0, 3072)
+
+
+def test_hflip_images_refuses_arrays_that_are_not_flattened_images():
+    with pytest.raises(ValueError, match=r"'X'.*\(N, 3072\).*\(2, 3071\)"):
         hflip_images(np.zeros((2, 3071)))
-    with pytest.raises(ValueError, match="'X'"):
+    with pytest.raises(ValueError, match=r"'X'.*\(2, 32, 96\)"):
         hflip_images(np.zeros((2, 32, 96)))
 
 
-def test_random_hflip_uses_one_draw_per_image_below_one_half():
+def test_random_hflip_mirrors_the_images_of_one_draw_per_image_below_one_half():
     X = _images(16)
     out = random_hflip(X, np.arange(16), np.random.default_rng(3))
-    flip = np.random.default_rng(3).random(16) < 0.5
+    flip = _mask(16, 3)
+    assert 0 < flip.sum() < 16
     np.testing.assert_array_equal(out[flip], hflip_images(X[flip]))
     np.testing.assert_array_equal(out[~flip], X[~flip])
-    assert 0 < flip.sum() < 16 and not np.shares_memory(out, X)
+    assert not np.shares_memory(out, X)
 
 
-def test_flip_from_table_takes_the_mirrored_rows_of_the_batch():
+def test_random_hflip_with_no_image_drawn_returns_an_unchanged_copy():
+    X = _images(1)
+    seeds = [s for s in range(8) if not _mask(1, s)[0]]
+    assert seeds                                                   # some seeds draw "no flip" for the only row
+    for seed in seeds:
+        out = random_hflip(X, np.arange(1), np.random.default_rng(seed))
+        np.testing.assert_array_equal(out, X)
+        assert not np.shares_memory(out, X)
+
+
+def test_flip_from_table_takes_the_table_rows_of_the_drawn_batch_indices():
     X = np.arange(12.0).reshape(6, 2)
     table = -np.arange(12.0).reshape(6, 2) - 100
     idx = np.array([4, 1, 5])
-    aug = FlipFromTable(table)
-    out = aug(X[idx], idx, np.random.default_rng(0))
-    flip = np.random.default_rng(0).random(3) < 0.5
-    np.testing.assert_array_equal(out[flip], table[idx[flip]])
+    out = FlipFromTable(table)(X[idx], idx, np.random.default_rng(0))
+    flip = _mask(3, 0)
+    assert 0 < flip.sum() < 3
+    np.testing.assert_array_equal(out[flip], table[idx[flip]])     # the row of the image, not of the batch
     np.testing.assert_array_equal(out[~flip], X[idx][~flip])
+    assert not np.shares_memory(out, X)
+
+
+def test_flip_from_table_refuses_a_bad_table():
     with pytest.raises(ValueError, match="'X_flipped'"):
         FlipFromTable(np.array([[np.nan]]))
 
@@ -55,16 +81,27 @@ class _Scorer:
         return np.stack([img[:, :, :16].mean(axis=(1, 2, 3)), img[:, :, 16:].mean(axis=(1, 2, 3))], axis=1)
 
 
-def test_flip_averaged_scores_and_predictions():
+def test_flip_averaged_scores_are_the_mean_of_image_and_mirror():
     img = np.zeros((2, 32, 32, 3))
     img[0, :, :16] = 1.0          # bright left half
     img[1, :, :16] = 3.0
     img[1, :, 16:] = 1.0          # brighter left half, dim right half
-    X = img.reshape(2, -1)
     # image and mirror: [1, 0] and [0, 1] average to [0.5, 0.5]; [3, 1] and [1, 3] to [2, 2]
-    np.testing.assert_allclose(flip_averaged_scores(_Scorer(), X), [[0.5, 0.5], [2.0, 2.0]])
+    np.testing.assert_allclose(flip_averaged_scores(_Scorer(), img.reshape(2, -1)), [[0.5, 0.5], [2.0, 2.0]])
     net = TwoLayerNet(3072, 5, 4, std=0.01, seed=0)
     Y = _images(6)
     expected = 0.5 * (net.scores(Y) + net.scores(hflip_images(Y)))
     np.testing.assert_allclose(flip_averaged_scores(net, Y), expected, rtol=1e-12)
-    np.testing.assert_array_equal(flip_averaged_predict(net, Y), expected.argmax(axis=1))
+
+
+def test_flip_averaged_predict_is_the_argmax_of_the_averaged_scores():
+    img = np.zeros((2, 32, 32, 3))
+    img[0, :, :16], img[0, :, 16:] = 1.0, 2.0          # [1, 2] and mirrored [2, 1]: [1.5, 1.5], a tie -> 0
+    img[1, :, :16], img[1, :, 16:] = 0.0, 1.0          # [0, 1] and [1, 0]: a tie again; argmax takes class 0
+    np.testing.assert_array_equal(flip_averaged_predict(_Scorer(), img.reshape(2, -1)), [0, 0])
+    net = TwoLayerNet(3072, 5, 4, std=0.01, seed=0)
+    Y = _images(40)
+    expected = 0.5 * (net.scores(Y) + net.scores(hflip_images(Y)))
+    predicted = flip_averaged_predict(net, Y)
+    np.testing.assert_array_equal(predicted, expected.argmax(axis=1))
+    assert len(set(predicted.tolist())) > 1 and (predicted != net.scores(Y).argmax(axis=1)).any()

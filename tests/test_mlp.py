@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from aml.data import SealedTest
 from aml.mlp import (
     MLPConfig,
     MultiLayerPerceptron,
@@ -109,7 +110,7 @@ def _tiny_splits(n=400, seed=0):
     y = torch.randint(0, 10, (n + 200,), generator=g)
     # class-dependent mean so a model can learn something
     X = torch.randn(n + 200, 3, 32, 32, generator=g) * 0.5 + (y.float() / 5 - 1).view(-1, 1, 1, 1)
-    return TensorSplits(X[:n], y[:n], X[n:n + 100], y[n:n + 100], X[n + 100:], y[n + 100:])
+    return TensorSplits(X[:n], y[:n], X[n:n + 100], y[n:n + 100], SealedTest(X[n + 100:], y[n + 100:].numpy()))
 
 
 def test_seeded_fit_repeats_on_cpu_and_learns():
@@ -118,10 +119,10 @@ def test_seeded_fit_repeats_on_cpu_and_learns():
                     dropout=0.1, flip=True, crop_padding=2, schedule="onecycle", optimizer="adamw", seed=3)
     (m1, h1), (m2, h2) = fit(cfg, data), fit(cfg, data)
     np.testing.assert_array_equal(h1["loss_history"], h2["loss_history"])
-    assert h1["val_acc_history"] == h2["val_acc_history"]
+    np.testing.assert_array_equal(h1["val_acc_history"], h2["val_acc_history"])
     assert len(h1["val_acc_history"]) == 4 and h1["val_acc_history"][-1] > 0.3  # chance is 0.1
     assert h1["loss_history"].shape == (4 * 8,) and np.isfinite(h1["loss_history"]).all()
-    assert evaluate(m1, data.X_test, data.y_test) == evaluate(m2, data.X_test, data.y_test)
+    assert evaluate(m1, data.X_train, data.y_train) == evaluate(m2, data.X_train, data.y_train)
 
 
 def test_checkpoint_round_trip_and_shape_mismatch(tmp_path):
@@ -203,3 +204,72 @@ def test_config_rejects_unknown_field_and_int_hidden_layers():
 def test_fit_rejects_data_normalised_differently():
     with pytest.raises(ValueError, match="normalised as 'standard'.*'handout'"):
         fit(MLPConfig(normalize="standard", num_epochs=1), _tiny_splits())
+
+
+def _saved(tmp_path):
+    cfg = MLPConfig(hidden_layers=(8,), init="kaiming", batch_norm=True)
+    model = build_model(cfg, 12, 3)
+    return model, cfg, save_checkpoint(tmp_path / "good.pt", model, cfg)
+
+
+@pytest.mark.parametrize("damage,words", [
+    ("nan weight", "finite values. Got NaN or inf in 'layers.1.weight'"),
+    ("inf bias", "finite values. Got NaN or inf in 'layers.4.bias'"),
+    ("negative running_var", "running variances >= 0. Got -0.5 in 'layers.2.running_var'"),
+    ("empty", "cannot be read safely"),
+    ("truncated", "cannot be read safely"),
+])
+def test_load_checkpoint_refuses_damaged_files_naming_them(tmp_path, damage, words):
+    _, _, good = _saved(tmp_path)
+    path = tmp_path / "bad.pt"
+    if damage in ("empty", "truncated"):
+        raw = good.read_bytes()
+        path.write_bytes(b"" if damage == "empty" else raw[:len(raw) // 2])
+    else:
+        blob = torch.load(good, weights_only=True)
+        key, value = {"nan weight": ("layers.1.weight", float("nan")), "inf bias": ("layers.4.bias", float("inf")),
+                      "negative running_var": ("layers.2.running_var", -0.5)}[damage]
+        blob["state_dict"][key].view(-1)[0] = value
+        torch.save(blob, path)
+    with pytest.raises(ValueError, match=words) as e:
+        load_checkpoint(path)
+    assert str(path) in str(e.value)
+
+
+def test_save_checkpoint_onto_a_directory_names_the_target(tmp_path):
+    model, cfg, _ = _saved(tmp_path)
+    target = tmp_path / "best.pt"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError, match=f"directory {target}"):
+        save_checkpoint(target, model, cfg)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "good.pt"]      # no temp file left
+
+
+def test_load_tensor_splits_carves_the_selection_split_out_of_training(monkeypatch):
+    import aml.data
+    import aml.mlp.data as md
+    X_all = np.zeros((40, 32, 32, 3), dtype=np.uint8)
+    X_all[:, 0, 0, 0] = np.arange(40)                     # an id per image
+    y_all = np.arange(40) % 10
+    monkeypatch.setattr(md, "load_cifar10_images",
+                        lambda root, download: (X_all, y_all, SealedTest(X_all[:5], y_all[:5])))
+    calls = []
+
+    def selection_indices(labels, num_selection, *, seed=0):
+        calls.append((labels.copy(), num_selection, seed))
+        return np.array([1, 4, 7])[:num_selection]
+    monkeypatch.setattr(aml.data, "selection_indices", selection_indices, raising=False)
+    data = md.load_tensor_splits(device="cpu", num_training=20, num_validation=10, num_selection=3)
+    labels, n, seed = calls[0]
+    np.testing.assert_array_equal(labels, y_all[:20])    # drawn from the training images, stratified by label
+    assert (n, seed) == (3, 0)
+
+    def ids(X):
+        return ((X[:, 0, 0, 0] * 0.5 + 0.5) * 255).round().long().tolist()
+    assert ids(data.X_sel) == [1, 4, 7] and data.y_sel.tolist() == [1, 4, 7] and data.has_selection
+    assert ids(data.X_train) == [i for i in range(20) if i not in (1, 4, 7)]
+    assert ids(data.X_val) == list(range(20, 30))
+    plain = md.load_tensor_splits(device="cpu", num_training=20, num_validation=10)
+    assert plain.X_sel.shape == (0, 3, 32, 32) and not plain.has_selection and len(plain.X_train) == 20
+    with pytest.raises(ValueError, match="'num_selection'.*num_training"):
+        md.load_tensor_splits(device="cpu", num_training=20, num_validation=10, num_selection=20)

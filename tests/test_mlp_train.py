@@ -1,6 +1,7 @@
 """aml.mlp.train: the optimiser and its schedules, one epoch against a hand-written SGD loop, the
 evaluation helpers against direct computation, and fit's history and divergence guard (with the
 epoch scripted, so the numbers are known)."""
+import dataclasses
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import aml.mlp.train as mt
+from aml.data import SealedTest
 from aml.mlp import (
     MLPConfig,
     MultiLayerPerceptron,
@@ -60,27 +62,19 @@ def test_make_optimizer_builds_the_configured_optimiser(name, cls):
         assert group["fused"] is True                     # one kernel per step on CPU and CUDA
 
 
-def test_step_schedule_decays_by_lr_decay_at_each_epoch_boundary():
-    opt, sched = make_optimizer(_model(), MLPConfig(lr=0.1, lr_decay=0.5, num_epochs=3), steps_per_epoch=4)
-    assert isinstance(sched, torch.optim.lr_scheduler.StepLR)
-    np.testing.assert_allclose(_lrs(opt, sched, 12), [0.1] * 4 + [0.05] * 4 + [0.025] * 4, rtol=1e-12)
-
-
-def test_cosine_schedule_anneals_to_zero_over_the_run():
-    opt, sched = make_optimizer(_model(), MLPConfig(lr=0.1, schedule="cosine", num_epochs=2), steps_per_epoch=5)
-    lrs = _lrs(opt, sched, 10) + [opt.param_groups[0]["lr"]]
-    assert lrs[0] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.05, rel=1e-9)
-    assert lrs[9] == pytest.approx(0.05 * (1 + math.cos(math.pi * 9 / 10)), rel=1e-9)
-    assert lrs[10] == pytest.approx(0.0, abs=1e-12)
-
-
-def test_onecycle_peaks_at_lr_after_a_quarter_of_the_steps():
-    opt, sched = make_optimizer(_model(), MLPConfig(lr=0.4, schedule="onecycle", num_epochs=4), steps_per_epoch=10)
-    lrs = _lrs(opt, sched, 40)
-    assert max(lrs) == pytest.approx(0.4, rel=1e-9)
-    assert int(np.argmax(lrs)) == 9                         # 0.25 * 40 steps, counted from 0
-    assert lrs[0] == pytest.approx(0.4 / 25, rel=1e-9)      # OneCycleLR starts at max_lr / div_factor
-    assert lrs[-1] < 1e-4
+@pytest.mark.parametrize("schedule,cls,args", [
+    ("step", torch.optim.lr_scheduler.StepLR, {"step_size": 4, "gamma": 0.5}),
+    ("cosine", torch.optim.lr_scheduler.CosineAnnealingLR, {"T_max": 12}),
+    ("onecycle", torch.optim.lr_scheduler.OneCycleLR, {"total_steps": 12}),
+])
+def test_make_optimizer_maps_the_schedule_to_per_step_arguments(schedule, cls, args):
+    # aml's part only: which scheduler, and its lengths counted in minibatches (steps_per_epoch x
+    # num_epochs), since train_one_epoch steps it once per minibatch; torch's curves are torch's
+    opt, sched = make_optimizer(_model(), MLPConfig(lr=0.1, lr_decay=0.5, num_epochs=3, schedule=schedule), 4)
+    assert type(sched) is cls and sched.optimizer is opt
+    assert {k: getattr(sched, k) for k in args} == args
+    if schedule == "onecycle":
+        assert max(g["max_lr"] for g in opt.param_groups) == 0.1
 
 
 def _manual_epoch(model, X, y, lr, batch_size, seed, label_smoothing=0.0):
@@ -202,7 +196,8 @@ def test_build_model_is_seeded_by_the_config():
 
 def _splits(n=12, seed=0, classes=3):
     X, y = _data(n + 6, seed)
-    return TensorSplits(X[:n], y[:n], X[n:n + 6], y[n:n + 6], X[:0], y[:0], class_names=tuple("abc"[:classes]))
+    return TensorSplits(X[:n], y[:n], X[n:n + 6], y[n:n + 6], SealedTest(X[:0], y[:0].numpy()),
+                        class_names=tuple("abc"[:classes]))
 
 
 def _scripted_epochs(monkeypatch, script):
@@ -224,13 +219,14 @@ def _scripted_epochs(monkeypatch, script):
     return seen
 
 
-@pytest.mark.parametrize("script,epoch,reason", [
-    ([[1.0, 1.0], [1.0, float("nan")]], 2, "the training loss became NaN or inf"),
-    ([[1.0, 1.0], [1.0, float("inf")]], 2, "the training loss became NaN or inf"),
-    ([[1.0, 1.0], [50.0, 150.0]], 2, "the training loss grew to 150, more than 100 times its first value 1"),
-    ([[2.0, 1.0], [1.0, 1.0], "inf-param"], 3, "a parameter became non-finite"),
+@pytest.mark.parametrize("script,epoch,iteration,reason", [
+    ([[1.0, 1.0], [1.0, float("nan")]], 2, 3, "the training loss became nan at iteration 3"),
+    ([[1.0, 1.0], [float("inf"), 1.0]], 2, 2, "the training loss became inf at iteration 2"),
+    ([[1.0, 1.0], [50.0, 150.0]], 2, 3, "the training loss grew to 150 at iteration 3, more than 100 times its "
+                                        "first value 1"),
+    ([[2.0, 1.0], [1.0, 1.0], "inf-param"], 3, 5, "a parameter became non-finite by iteration 5"),
 ])
-def test_fit_divergence_resets_to_the_last_good_epoch(monkeypatch, script, epoch, reason):
+def test_fit_divergence_resets_to_the_last_good_epoch(monkeypatch, script, epoch, iteration, reason):
     _scripted_epochs(monkeypatch, script)
     cfg = MLPConfig(hidden_layers=(4,), num_epochs=len(script), batch_size=6, lr=0.01, init="kaiming")
     models = []
@@ -238,11 +234,11 @@ def test_fit_divergence_resets_to_the_last_good_epoch(monkeypatch, script, epoch
     with pytest.raises(TrainingDiverged, match=reason) as e:
         fit(cfg, _splits())
     err = e.value
-    assert err.restored == "last finite" and err.iteration == (epoch - 1) * 2
-    assert f"Training diverged in epoch {epoch}: {reason} (lr=0.01)." in str(err)
+    assert err.restored == "last finite" and err.iteration == iteration
+    assert f"Training diverged: {reason} (learning rate 0.01)." in str(err)
     for p in models[0].parameters():                     # the parameters at the end of the epoch before
         assert torch.all(p == float(epoch - 1))
-    assert len(err.history["val_acc_history"]) == epoch - 1 and "train_seconds" in err.history
+    assert len(err.history["val_acc_history"]) == epoch - 1 and err.history["loss_history"].shape == (2 * epoch,)
     np.testing.assert_array_equal(err.history["loss_history"][:2], script[0])
 
 
@@ -260,17 +256,16 @@ def test_fit_history_and_callbacks():
     steps = 20 // 8
     assert h["loss_history"].shape == (2 * steps,) and np.isfinite(h["loss_history"]).all()
     assert h["iterations_per_epoch"] == steps
-    assert h["epoch_history"] == [1.0, 2.0]
-    assert h["lr_history"] == pytest.approx([0.05, 0.025])              # the rate each epoch ran with
+    np.testing.assert_array_equal(h["epoch_history"], [1.0, 2.0])
+    np.testing.assert_allclose(h["lr_history"], [0.05, 0.025])        # the rate each epoch ran with
     assert seen == [(1, 1), (2, 2)]
-    assert h["device"] == "cpu" and h["train_seconds"] > 0
-    assert len(h["running_train_acc_history"]) == 2
+    assert h["device"] == "cpu" and h["train_seconds"] > 0 and h["heldout_val_acc"] is None
     # the last epoch's accuracies are those of the returned model
     loss, acc = evaluate_loss_and_accuracy(model, data.X_val, data.y_val)
     assert h["val_acc_history"][-1] == acc and h["val_loss_history"][-1] == pytest.approx(loss)
     assert h["train_acc_history"][-1] == evaluate(model, data.X_train, data.y_train)
-    assert h["best_val_acc"] == max(h["val_acc_history"])
-    assert h["best_epoch"] == h["val_acc_history"].index(max(h["val_acc_history"])) + 1
+    assert h["best_val_acc"] == h["val_acc_history"].max()
+    assert h["best_epoch"] == int(np.argmax(h["val_acc_history"])) + 1
     assert model.linears[-1].out_features == 3 and model.linears[0].in_features == 3072
 
 
@@ -288,7 +283,8 @@ def test_fit_best_epoch_is_the_first_maximum(monkeypatch):
     monkeypatch.setattr(mt, "evaluate_loss_and_accuracy", lambda *a, **k: (1.0, next(accs)))
     _scripted_epochs(monkeypatch, [[1.0, 1.0]] * 4)
     _, h = fit(MLPConfig(hidden_layers=(4,), num_epochs=4, batch_size=6, init="kaiming"), _splits())
-    assert h["val_acc_history"] == [0.2, 0.6, 0.6, 0.1] and h["train_acc_history"] == [0.9] * 4
+    np.testing.assert_array_equal(h["val_acc_history"], [0.2, 0.6, 0.6, 0.1])
+    np.testing.assert_array_equal(h["train_acc_history"], [0.9] * 4)
     assert h["best_val_acc"] == 0.6 and h["best_epoch"] == 2
 
 
@@ -321,9 +317,8 @@ def test_fit_divergence_message_and_timing(monkeypatch):
     cfg = MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=6, lr=0.01, init="kaiming")
     with pytest.raises(TrainingDiverged) as e:
         fit(cfg, _splits())
-    assert str(e.value) == ("Training diverged in epoch 2: the training loss became NaN or inf (lr=0.01). Try a "
-                            "smaller learning rate. The model was reset to its parameters at the end of the last "
-                            "good epoch.")
+    assert str(e.value) == ("Training diverged: the training loss became nan at iteration 3 (learning rate 0.01). "
+                            "Try a smaller learning rate. The model was reset to its last finite parameters.")
     assert 0 <= e.value.history["train_seconds"] < 60
 
 
@@ -334,7 +329,7 @@ def test_fit_divergence_in_the_first_epoch_restores_the_initial_model(monkeypatc
     monkeypatch.setattr(mt, "build_model", lambda *a: models.append(build_model(*a)) or models[-1])
     with pytest.raises(TrainingDiverged) as e:
         fit(cfg, _splits())
-    assert e.value.iteration == 0
+    assert e.value.iteration == 1
     for p, q in zip(models[0].parameters(), build_model(cfg, 3072, 3).parameters()):
         assert torch.equal(p, q)
 
@@ -344,7 +339,6 @@ def test_fit_divergence_is_relative_to_the_first_loss_of_the_run(monkeypatch):
     _scripted_epochs(monkeypatch, [[2.0, 1.0], [150.0, 1.0]])
     _, h = fit(MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=6, init="kaiming"), _splits())
     np.testing.assert_array_equal(h["loss_history"], [2.0, 1.0, 150.0, 1.0])
-    assert h["running_train_acc_history"] == [0.5, 0.5]
 
 
 def test_fit_seeds_the_epoch_generator_after_drawing_the_train_subset(monkeypatch):
@@ -368,6 +362,117 @@ def test_fit_defaults_no_progress_bar_and_5000_train_images(monkeypatch):
     sizes = []
     monkeypatch.setattr(mt, "evaluate", lambda model, X, y: sizes.append(X.shape[0]) or 0.5)
     X, y = torch.zeros(5001, 3, 32, 32), torch.zeros(5001, dtype=torch.long)
-    data = TensorSplits(X, y, X[:2], y[:2], X[:0], y[:0], class_names=("a", "b"))
+    data = TensorSplits(X, y, X[:2], y[:2], SealedTest(X[:0], y[:0].numpy()), class_names=("a", "b"))
     fit(MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=2500), data)
     assert sizes == [5000]
+
+
+# --- one history for both halves ---------------------------------------------------------------------------------
+
+def test_both_halves_return_one_history_vocabulary():
+    from aml import TwoLayerNet, train
+    from aml.training import HISTORY_KEYS, History
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 3072)), rng.integers(0, 3, 12)
+    h_np = train(TwoLayerNet(3072, 4, 3, seed=0), X, y, X[:6], y[:6], num_iters=4, batch_size=6, seed=0)
+    _, h_torch = fit(MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=6, init="kaiming"), _splits())
+    assert type(h_np) is type(h_torch) is History
+    assert list(h_np) == list(h_torch) == list(HISTORY_KEYS)
+    for key in HISTORY_KEYS:
+        assert type(h_np[key]) is type(h_torch[key]), key
+        if isinstance(h_np[key], np.ndarray):
+            assert h_np[key].dtype == h_torch[key].dtype == np.float64, key
+    assert h_np["epoch_history"].shape == h_torch["epoch_history"].shape == (2,)
+
+
+# --- train mode in every epoch ---------------------------------------------------------------------------------
+
+def test_fit_trains_in_training_mode_in_every_epoch_after_evaluating(monkeypatch):
+    # each epoch ends with an evaluation in eval() mode; the next epoch must switch back, or BatchNorm
+    # freezes its running statistics and normalises with them, and dropout stops dropping
+    steps_seen, dropped, bn_states = [], [], []
+
+    def build(*args):
+        model = build_model(*args)
+        bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d))
+        drop = next(m for m in model.modules() if isinstance(m, torch.nn.Dropout))
+
+        def on_forward(module, inputs, output):
+            if torch.is_grad_enabled():                  # a training step (evaluation runs under no_grad)
+                steps_seen.append((bn.training, drop.training))
+                if module is drop:
+                    x = inputs[0]
+                    kept = output != 0
+                    dropped.append(int(((x != 0) & ~kept).sum()))
+                    torch.testing.assert_close(output[kept], 2 * x[kept])   # inverted dropout, p = 0.5
+        bn.register_forward_hook(on_forward)
+        drop.register_forward_hook(on_forward)
+        build.bn = bn
+        return model
+
+    monkeypatch.setattr(mt, "build_model", build)
+    cfg = MLPConfig(hidden_layers=(16,), num_epochs=3, batch_size=6, batch_norm=True, dropout=0.5, init="kaiming")
+    fit(cfg, _splits(n=24), on_epoch=lambda e, h: bn_states.append(
+        (build.bn.running_mean.clone(), int(build.bn.num_batches_tracked))))
+    assert len(steps_seen) == 2 * 3 * 4                   # two hooks, 3 epochs of 24 // 6 steps
+    assert all(bn_mode and drop_mode for bn_mode, drop_mode in steps_seen)
+    assert all(n > 0 for n in dropped)
+    assert [n for _, n in bn_states] == [4, 8, 12]          # BatchNorm's statistics moved in every epoch
+    assert not torch.equal(bn_states[0][0], bn_states[1][0]) and not torch.equal(bn_states[1][0], bn_states[2][0])
+
+
+# --- the selection split ---------------------------------------------------------------------------------------
+
+def test_fit_monitors_the_selection_split_and_reads_validation_once_at_the_end(monkeypatch):
+    X, y = _data(9, seed=5)
+    data = dataclasses.replace(_splits(n=12), X_sel=X, y_sel=y)
+    sizes = []
+    real = mt.evaluate_loss_and_accuracy
+    monkeypatch.setattr(mt, "evaluate_loss_and_accuracy",
+                        lambda m, Xe, ye, *a: sizes.append(len(Xe)) or real(m, Xe, ye))
+    model, h = fit(MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=6, init="kaiming"), data)
+    assert sizes == [9, 12, 9, 12, 6]        # per epoch: selection, train subset; validation (6) only at the end
+    loss, acc = real(model, data.X_sel, data.y_sel)
+    assert h["val_acc_history"][-1] == acc and h["val_loss_history"][-1] == pytest.approx(loss)
+    assert h["best_val_acc"] == h["val_acc_history"].max()
+    assert h["heldout_val_acc"] == evaluate(model, data.X_val, data.y_val)
+
+
+def test_fit_with_an_empty_selection_split_monitors_validation():
+    data = _splits()
+    data = dataclasses.replace(data, X_sel=data.X_val[:0], y_sel=data.y_val[:0])
+    model, h = fit(MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=6, init="kaiming"), data)
+    assert h["heldout_val_acc"] is None and h["val_acc_history"][-1] == evaluate(model, data.X_val, data.y_val)
+
+
+# --- inputs checked before any torch work ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change,exc,words", [
+    (lambda d: dict(y_train=torch.full_like(d.y_train, 10), class_names=tuple("abcdefghij")), ValueError,
+     r"'y_train' must hold labels in \[0, 10\).*Got values in \[10, 10\]"),
+    (lambda d: dict(y_val=d.y_val.float()), TypeError, r"'y_val' must be an int64 .*Got dtype torch.float32"),
+    (lambda d: dict(X_train=d.X_train.double()), TypeError, r"'X_train' must be a float32 .*Got dtype torch.float64"),
+    (lambda d: dict(X_train=d.X_train.numpy()), TypeError, r"'X_train' must be a float32 torch.Tensor.*Got ndarray"),
+    (lambda d: dict(X_val=d.X_val[:, :, :16]), ValueError, r"'X_val' must have shape \(N, 3, 32, 32\) like X_train"),
+    (lambda d: dict(y_train=d.y_train[:-1]), ValueError, r"'y_train' must have shape \(12,\)"),
+    (lambda d: dict(X_sel=d.X_val, y_sel=d.y_val - 5), ValueError, r"'y_sel' must hold labels in \[0, 3\)"),
+    (lambda d: dict(X_sel=d.X_val.half(), y_sel=d.y_val), TypeError, "'X_sel'"),
+])
+def test_fit_refuses_bad_data_before_building_a_model(monkeypatch, change, exc, words):
+    monkeypatch.setattr(mt, "build_model", lambda *a: pytest.fail("fit built a model from bad data"))
+    data = _splits()
+    with pytest.raises(exc, match=words):
+        fit(MLPConfig(hidden_layers=(4,), num_epochs=1), dataclasses.replace(data, **change(data)))
+
+
+def test_predict_flip_averaged_averages_an_image_and_its_mirror():
+    from aml.mlp import predict_flip_averaged
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 5))
+    x = torch.randn(200, 3, 32, 32)
+    with torch.no_grad():
+        p, q = F.softmax(model(x), 1), F.softmax(model(x.flip(3)), 1)   # flip(3): the width axis
+    out = predict_flip_averaged(model, x, batch_size=64)
+    assert out.dtype == torch.long and torch.equal(out, (p + q).argmax(1))
+    assert not torch.equal(out, p.argmax(1)) and not torch.equal(out, q.argmax(1))   # neither view alone
+    assert predict_flip_averaged(model, x[:0]).shape == (0,)

@@ -4,6 +4,7 @@ import dataclasses
 import pytest
 import torch
 
+from aml.data import SealedTest
 from aml.mlp import MLPConfig, TensorSplits, fit
 from aml.mlp.whiten import fit_zca, zca_splits
 
@@ -63,13 +64,16 @@ def test_bad_arguments_are_named():
 
 def test_zca_splits_whitens_every_split_with_the_training_fit():
     X, y = _images(700), torch.arange(700) % 10
-    data = TensorSplits(X[:500], y[:500], X[500:600], y[500:600], X[600:], y[600:])
+    data = TensorSplits(X[:500], y[:500], X[500:600], y[500:600], SealedTest(X[600:], y[600:].numpy()),
+                        X_sel=X[650:], y_sel=y[650:])
     out = zca_splits(data, eps=0.1)
     zca = fit_zca(data.X_train, eps=0.1)
     assert out.normalize == "zca" and data.normalize == "handout"
-    for name in ("X_train", "X_val", "X_test"):
+    assert zca_splits(dataclasses.replace(data, X_sel=None, y_sel=None)).X_sel is None
+    for name in ("X_train", "X_sel", "X_val"):
         torch.testing.assert_close(getattr(out, name), zca(getattr(data, name)))
-    assert out.y_test is data.y_test
+    torch.testing.assert_close(out.test._open()[0], zca(data.test._open()[0]))     # sealed, whitened alike
+    assert (out.test._open()[1] == data.test._open()[1]).all()
     with pytest.raises(ValueError, match="normalised as 'zca'"):
         fit(MLPConfig(hidden_layers=(8,), num_epochs=1), out)
     _, history = fit(MLPConfig(hidden_layers=(8,), num_epochs=1, normalize="zca", batch_size=50),

@@ -64,3 +64,34 @@ def test_training_curves_use_a_log_loss_axis_only_when_the_start_dwarfs_the_rest
     h["loss_history"][0] = 12.0
     fig = plots.training_curves(h, "log")
     assert fig.axes[0].get_yscale() == "log" and "log scale" in fig.axes[0].get_title()
+
+
+def test_search_history_draws_failed_trials_apart_from_accuracies():
+    import pandas as pd
+    table = pd.DataFrame({"number": [0, 1, 2, 3], "state": ["COMPLETE", "PRUNED", "FAIL", "COMPLETE"],
+                          "value": [0.40, 0.30, None, 0.45], "epochs": [9, 1, 2, 9]})
+    fig = plots.search_history(table, "s")
+    ax = fig.axes[0]
+    fail = next(c for c in ax.collections if c.get_label().startswith("fail"))
+    assert fail.get_transform() != ax.transData                  # a strip in axes coordinates, not a value
+    values = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections if not c.get_label().startswith("fail")])
+    assert 0.0 not in values and ax.get_ylim()[0] > 0.1            # no accuracy axis dragged down to 0
+    assert fig.legends and not ax.get_legend()                     # the legend sits below, off the points
+
+
+def test_depth_effect_draws_one_line_per_setting_with_error_bars():
+    rows = [{"setting": s, "depth": d, "seeds": 3, "val_mean": 0.5 + 0.01 * d, "val_std": 0.01}
+            for s in ("fixed", "tuned") for d in (2, 3, 4, 5)]
+    fig = plots.depth_effect(rows, "d")
+    ax = fig.axes[0]
+    assert len(ax.containers) == 2                                  # one errorbar container per setting
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fixed (3 seeds)", "tuned (3 seeds)"]
+
+
+def test_loss_terms_draws_cross_entropy_and_l2_apart_on_linear_axes():
+    h = {"loss_history": np.full(20, 2.5), "reg_loss_history": np.full(20, 0.5), "iterations_per_epoch": 10}
+    fig = plots.loss_terms(h, "t", smooth=5)
+    left, right = fig.axes
+    assert left.get_yscale() == right.get_yscale() == "linear"
+    assert np.allclose(left.lines[0].get_ydata(), 2.0) and np.allclose(right.lines[0].get_ydata(), 0.5)
+    assert left.get_ylabel() and right.get_ylabel()

@@ -3,24 +3,25 @@ import math
 import numpy as np
 import pytest
 
-from aml import TwoLayerNet, optim, random_hflip, train
+from aml import TwoLayerNet, optim, train
 from aml.solver import (
     SGDConfig,
     learning_rate_at,
     minibatch_indices,
     update_rule,
 )
-from aml.training import DIVERGENCE_FACTOR, TrainingDiverged, check_divergence
+from aml.training import DIVERGENCE_FACTOR, HISTORY_KEYS, BestEpoch, History, TrainingDiverged, check_divergence
 
 
 def _toy_train(toy_net, toy_data, **kw):
     X, y = toy_data
-    return train(toy_net, X, y, X, y, **({"learning_rate": 0.1, "reg": 5e-6, "num_iters": 100} | kw))
+    return train(toy_net, X, y, X, y, **({"learning_rate": 0.1, "reg": 5e-6, "num_iters": 100, "seed": 0} | kw))
 
 
 def test_handout_toy_run_falls_below_002(toy_net, toy_data):
-    np.random.seed(0)  # the handout's solver draws minibatches from the global generator
-    stats = _toy_train(toy_net, toy_data)
+    X, y = toy_data
+    np.random.seed(0)  # the handout's net.train(...) without a seed: the global generator decides
+    stats = toy_net.train(X, y, X, y, learning_rate=0.1, reg=5e-6, num_iters=100)
     losses = stats["loss_history"]
     assert losses.shape == (100,)
     assert losses[-1] < 0.02
@@ -89,16 +90,6 @@ def test_divergence_raises_with_advice():
         train(net, X * 1e3, y, X, y, learning_rate=1e6, num_iters=50, batch_size=50, seed=0)
 
 
-def test_random_hflip_mirrors_images():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((64, 3072))
-    out = random_hflip(X, np.arange(64), np.random.default_rng(1))
-    img, new = X.reshape(64, 32, 32, 3), out.reshape(64, 32, 32, 3)
-    flipped = np.array([np.array_equal(new[i], img[i, :, ::-1]) for i in range(64)])
-    kept = np.array([np.array_equal(new[i], img[i]) for i in range(64)])
-    assert np.all(flipped | kept) and 10 < flipped.sum() < 54
-
-
 @pytest.mark.parametrize("kwargs,exc,words", [
     (dict(learning_rate=0), ValueError, "'learning_rate'"),
     (dict(learning_rate=-1e-3), ValueError, "'learning_rate'"),
@@ -120,20 +111,34 @@ def test_train_rejects_bad_hyper_parameters(toy_net, toy_data, kwargs, exc, word
 def test_train_rejects_bad_data(toy_net, toy_data):
     X, y = toy_data
     with pytest.raises(ValueError, match="'y'.*shape"):
-        train(toy_net, X, y[:3], X, y)
+        train(toy_net, X, y[:3], X, y, seed=0)
     with pytest.raises(ValueError, match="'X_val'.*4 features"):
-        train(toy_net, X, y, X[:, :2], y)
+        train(toy_net, X, y, X[:, :2], y, seed=0)
     with pytest.raises(TypeError, match="'y_val'.*integer"):
-        train(toy_net, X, y, X, y.astype(float))
+        train(toy_net, X, y, X, y.astype(float), seed=0)
 
 
-def test_seed_none_follows_the_global_generator(toy_data):
+def test_solver_needs_a_seed_and_the_handouts_method_draws_one_from_the_global_generator(toy_data):
+    X, y = toy_data
+    with pytest.raises(TypeError, match="'seed'.*Got None"):
+        train(TwoLayerNet(4, 10, 3, seed=0), X, y, X, y, seed=None)
+    with pytest.raises(TypeError, match="seed"):
+        train(TwoLayerNet(4, 10, 3, seed=0), X, y, X, y)          # required: no silent global state
     runs = []
     for _ in range(2):
         np.random.seed(3)
-        net = TwoLayerNet(4, 10, 3, std=0.1, seed=0, dropout=0.2)
-        runs.append(_toy_train(net, toy_data)["loss_history"])
-    np.testing.assert_array_equal(runs[0], runs[1])
+        runs.append(TwoLayerNet(4, 10, 3, std=0.1, seed=0, dropout=0.2).train(X, y, X, y, num_iters=20))
+    np.testing.assert_array_equal(runs[0]["loss_history"], runs[1]["loss_history"])
+    # seed=None is one draw from the global generator, then an ordinary seeded run
+    np.random.seed(3)
+    seed = int(np.random.randint(0, 2**32, dtype=np.int64))
+    after = np.random.random()
+    np.random.seed(3)
+    net = TwoLayerNet(4, 10, 3, std=0.1, seed=0, dropout=0.2)
+    h = net.train(X, y, X, y, num_iters=20)
+    assert np.random.random() == after
+    seeded = train(TwoLayerNet(4, 10, 3, std=0.1, seed=0, dropout=0.2), X, y, X, y, num_iters=20, seed=seed)
+    np.testing.assert_array_equal(h["loss_history"], seeded["loss_history"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,11 +238,18 @@ def test_check_divergence_thresholds_and_messages():
     assert DIVERGENCE_FACTOR == 100.0
     assert check_divergence(2.0, 2.0, 0) is None
     assert check_divergence(200.0, 2.0, 5) is None                 # exactly 100x: not yet
-    reason = check_divergence(200.5, 2.0, 5)
-    assert reason == "the training loss grew to 200 at iteration 5, more than 100 times its first value 2"
-    assert check_divergence(float("nan"), 2.0, 7) == "the training loss became nan at iteration 7"
-    assert check_divergence(float("inf"), 2.0, 8) == "the training loss became inf at iteration 8"
+    assert check_divergence(200.5, 2.0, 5) == (
+        "the training loss grew to 200 at iteration 5, more than 100 times its first value 2", 5)
+    assert check_divergence(float("nan"), 2.0, 7) == ("the training loss became nan at iteration 7", 7)
+    assert check_divergence(float("inf"), 2.0, 8) == ("the training loss became inf at iteration 8", 8)
     assert check_divergence(-float("inf"), 2.0, 8) is not None
+    # an epoch's losses at once (the PyTorch half): the first bad one is named, counted from ``it``
+    assert check_divergence([1.0, 150.0, np.nan], 1.0, 10) == (
+        "the training loss grew to 150 at iteration 11, more than 100 times its first value 1", 11)
+    assert check_divergence([1.0, 1.0], 1.0, 10) is None
+    assert check_divergence([1.0, 1.0], 1.0, 10, params_finite=False) == (
+        "a parameter became non-finite by iteration 11", 11)
+    assert check_divergence(1.0, 1.0, 3, params_finite=False) == ("a parameter became non-finite by iteration 3", 3)
 
 
 class _Model:
@@ -364,8 +376,9 @@ def test_accuracy_rejects_bad_arguments():
     X, y = _labelled(4)
     with pytest.raises(ValueError, match="'batch_size'"):
         accuracy(_Model(), X, y, 0)
-    with pytest.raises(ValueError, match="'y'.*shape"):
-        accuracy(_Model(), X, y[:, None])
+    for bad in (y[:, None], y[:1]):                 # labels that would broadcast against predictions
+        with pytest.raises(ValueError, match="'y'.*shape"):
+            accuracy(_Model(), X, bad)
 
 
 def test_first_loss_is_the_reference_for_divergence():
@@ -376,7 +389,7 @@ def test_first_loss_is_the_reference_for_divergence():
         train(model, X, y, X, y, learning_rate=1.0, learning_rate_decay=1.0, num_iters=4, batch_size=4, seed=0)
     assert e.value.iteration == 2
     assert "grew to 150 at iteration 2, more than 100 times its first value 1" in str(e.value)
-    assert "learning_rate=1.0" in str(e.value) and "last finite" in str(e.value)
+    assert "(learning rate 1)" in str(e.value) and "last finite" in str(e.value)
 
 
 def test_divergence_resets_to_the_last_epoch_end_and_truncates_the_history():
@@ -458,10 +471,10 @@ def test_config_and_keyword_overrides():
     assert h["loss_history"].shape == (2,)
     np.testing.assert_allclose(model.params["w"], [-1.0])
     with pytest.raises(TypeError, match=r"unknown hyper-parameter\(s\) \['lr'\].*'learning_rate'"):
-        train(_Model(), X, y, X, y, lr=0.1)
+        train(_Model(), X, y, X, y, lr=0.1, seed=0)
 
 
-def test_seed_none_draws_the_handouts_minibatches_and_leaves_the_global_stream():
+def test_seeded_run_leaves_the_global_generator_alone():
     X, y = _labelled(20)
     seen = []
 
@@ -469,28 +482,13 @@ def test_seed_none_draws_the_handouts_minibatches_and_leaves_the_global_stream()
         seen.append(idx.copy())
         return X_batch
 
+    train(_Model(), X, y, X, y, num_iters=3, batch_size=5, augment=spy, num_train_acc=4, seed=0)
     np.random.seed(7)
-    train(_Model(), X, y, X, y, num_iters=3, batch_size=5, augment=spy, num_train_acc=4)
-    after = np.random.random()
+    before = np.random.random()
     np.random.seed(7)
-    expected = [np.random.choice(20, 5, replace=True) for _ in range(3)]
-    assert all(np.array_equal(a, b) for a, b in zip(seen, expected))
-    assert after == np.random.random()     # only the minibatches were drawn from the global generator
-
-
-def test_seed_none_aux_generator_is_seeded_from_the_global_state():
-    X, y = _labelled(20)
-    models = []
-    for _ in range(2):
-        np.random.seed(11)
-        models.append(_Model())
-        train(models[-1], X, y, X, y, num_iters=1, batch_size=5, num_train_acc=6)
-    # the train-accuracy subset comes from default_rng(np.random.get_state()[1]) after seeding
-    np.random.seed(11)
-    state = np.random.get_state()[1]
-    expected = np.sort(np.random.default_rng(state).choice(20, 6, replace=False))
-    for m in models:
-        np.testing.assert_array_equal(m.predicted[0][:, 1], expected)
+    train(_Model(), X, y, X, y, num_iters=3, batch_size=5, augment=spy, num_train_acc=4, seed=0)
+    assert np.random.random() == before     # a seeded run never touches the global generator
+    np.testing.assert_array_equal(np.concatenate(seen[:3]), np.concatenate(seen[3:]))
 
 
 def test_seeded_runs_draw_from_the_given_generator():
@@ -540,15 +538,6 @@ def test_verbose_progress_bar_counts_iterations(monkeypatch):
     assert len(bars) == 1                    # no bar unless verbose
 
 
-def test_progress_bar_settings():
-    from aml.solver import _progress
-    bar = _progress(7)
-    try:
-        assert (bar.total, bar.desc, bar.unit, bar.leave) == (7, "SGD", "it", False)
-    finally:
-        bar.close()
-
-
 def test_empty_validation_set_gives_nan_loss_and_accuracy_zero():
     X, y = _labelled(8)
     h = train(_Model(), X, y, X[:0], y[:0], num_iters=2, batch_size=4, seed=0)
@@ -563,11 +552,13 @@ def test_empty_validation_set_gives_nan_loss_and_accuracy_zero():
     (dict(momentum=-0.1), ValueError, "'momentum'"),
     (dict(seed=-1), ValueError, "'seed'"),
     (dict(seed=1.5), TypeError, "'seed'"),
+    (dict(seed=np.random.RandomState(0)), TypeError, "'seed'"),
+    (dict(config={"learning_rate": 0.1}), TypeError, "'config'"),
 ])
 def test_train_rejects_more_bad_values(kwargs, exc, words):
     X, y = _labelled(8)
     with pytest.raises(exc, match=words):
-        train(_Model(), X, y, X, y, **kwargs)
+        train(_Model(), X, y, X, y, **({"seed": 0} | kwargs))
 
 
 def test_config_accepts_boundary_values():
@@ -576,3 +567,74 @@ def test_config_accepts_boundary_values():
         SGDConfig(learning_rate_decay=0.0)
     with pytest.raises(ValueError, match="'momentum'"):
         SGDConfig(momentum=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# aml.training: the History both loops return and the best-epoch bookkeeping both use.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_history_holds_exactly_its_documented_keys():
+    h = History(5, iterations_per_epoch=2)
+    assert list(h) == list(HISTORY_KEYS)
+    assert h["loss_history"].shape == (5,) and np.isnan(h["loss_history"]).all()
+    assert h["heldout_val_acc"] is None and h["device"] == "cpu" and h["best_epoch"] == 0
+    with pytest.raises(KeyError, match="'running_train_acc_history' is not a History key"):
+        h["running_train_acc_history"] = []
+    with pytest.raises(KeyError, match="'val_acc' is not a History key"):
+        h.update(val_acc=0.5)
+    with pytest.raises(KeyError, match="'x' is not a History key"):
+        h.setdefault("x", 1)
+    with pytest.raises(KeyError, match="cannot be removed"):
+        del h["device"]
+    h.record_epoch(epoch=1, train_acc=0.5, val_acc=np.float32(0.25), val_loss=2, lr=0.1)
+    h.record_epoch(epoch=2, train_acc=0.75, val_acc=0.5, val_loss=1, lr=0.05)
+    for key in ("epoch_history", "train_acc_history", "val_acc_history", "val_loss_history", "lr_history"):
+        assert isinstance(h[key], np.ndarray) and h[key].dtype == np.float64 and h[key].shape == (2,), key
+    np.testing.assert_array_equal(h["val_acc_history"], [0.25, 0.5])
+    best = BestEpoch()
+    best.update(1, 0.25)
+    best.update(2, 0.5)
+    assert h.finish(best, seconds=3, num_iters=4) is h
+    assert h["loss_history"].shape == (4,) and (h["best_epoch"], h["best_val_acc"]) == (2, 0.5)
+    assert isinstance(h["train_seconds"], float)
+
+
+def test_best_epoch_keeps_the_first_maximum_and_copies_only_new_bests():
+    copies = []
+    best = BestEpoch(lambda: copies.append(len(copies)) or f"params {len(copies)}")
+    assert best.epoch == 0 and np.isnan(best.val_acc) and best.params is None
+    assert [best.update(e, a) for e, a in enumerate([0.2, 0.6, 0.6, float("nan"), 0.1, 0.7], 1)] == \
+        [True, True, False, False, False, True]
+    assert (best.epoch, best.val_acc, best.params) == (6, 0.7, "params 3") and len(copies) == 3
+    plain = BestEpoch()
+    assert not plain.update(1, float("nan"))          # an empty monitored split: no best epoch
+    assert plain.epoch == 0 and plain.params is None
+    plain.update(2, 0.5)
+    assert plain.params is None                       # no copy unless asked for one
+
+
+def test_solver_history_types_at_every_epoch_and_at_the_end():
+    X, y = _labelled(8)
+    seen = []
+
+    def spy(epoch, h):
+        assert isinstance(h, History)
+        seen.append({k: type(v) for k, v in h.items()})
+    h = train(_Model(), X, y, X, y, num_iters=5, batch_size=4, seed=0, on_epoch=spy)
+    assert isinstance(h, History) and list(h) == list(HISTORY_KEYS)
+    assert all(s["val_acc_history"] is np.ndarray and s["lr_history"] is np.ndarray for s in seen)
+    assert (type(h["best_val_acc"]), type(h["best_epoch"]), type(h["iterations_per_epoch"])) == (float, int, int)
+    assert h["device"] == "cpu" and h["heldout_val_acc"] is None
+
+
+def test_history_records_the_l2_term_of_every_minibatch_loss(toy_data):
+    X, y = toy_data
+    net = TwoLayerNet(X.shape[1], 10, 3, std=0.1, seed=0)
+    h = train(net, X, y, X, y, learning_rate=0.1, reg=0.05, num_iters=20, seed=0)
+    reg = h["reg_loss_history"]
+    assert reg.shape == h["loss_history"].shape and np.isfinite(reg).all()
+    assert np.all(reg > 0) and np.all(reg < h["loss_history"])      # a term of the loss, not the loss
+    w = net.params
+    final = 0.05 * (np.sum(w["W1"] ** 2) + np.sum(w["W2"] ** 2))
+    assert reg[-1] == pytest.approx(final, rel=0.2)                # the last step moved W only a little

@@ -1,30 +1,57 @@
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 
-from aml.data import CIFAR10Split
+from aml.data import CLASS_NAMES
 from aml.flips import hflip_images
 from aml.runs import read_csv, write_csv
 from aml.solver import SGDConfig
-from aml.tables import markdown_table
 from aml.tuning import NetConfig, run_config, run_many
 
 
-def _tiny_split(n=300, seed=0):
+@dataclass(frozen=True)
+class _Split:
+    """What run_config reads of a split (no test arrays: it never needs them)."""
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_sel: np.ndarray | None = None
+    y_sel: np.ndarray | None = None
+    class_names: tuple = field(default=CLASS_NAMES)
+
+
+def _tiny_split(n=300, seed=0, num_sel=0):
     rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n + 100)
+    y = rng.integers(0, 10, n + 100 + num_sel)
     centres = 0.3 * rng.standard_normal((10, 3072))
     centres = (centres + hflip_images(centres)) / 2     # mirror-symmetric, so flips keep the classes
-    X = (rng.standard_normal((n + 100, 3072)) + centres[y]).astype(np.float32)
+    X = (rng.standard_normal((len(y), 3072)) + centres[y]).astype(np.float32)
     X -= X[:n].mean(axis=0)
-    return CIFAR10Split(X[:n], y[:n], X[n:], y[n:], X[n:], y[n:], None)
+    sel = slice(n + 100, n + 100 + num_sel)
+    return _Split(X[:n], y[:n], X[n:n + 100], y[n:n + 100], X[sel], y[sel])
 
 
 def test_defaults_are_the_handouts():
     c = NetConfig()
-    assert (c.hidden_size, c.sgd.learning_rate, c.sgd.reg, c.sgd.num_iters, c.sgd.batch_size,
-            c.sgd.learning_rate_decay, c.std) == (50, 1e-4, 0.25, 1000, 200, 0.95, 1e-4)
+    assert (c.hidden_size, c.learning_rate, c.reg, c.num_iters, c.batch_size, c.learning_rate_decay, c.std) \
+        == (50, 1e-4, 0.25, 1000, 200, 0.95, 1e-4)
+    assert c.sgd == SGDConfig(learning_rate=1e-4, reg=0.25, num_iters=1000, batch_size=200, learning_rate_decay=0.95)
     assert c.sgd.total_iterations(49000) == 1000
     assert c.replace(num_epochs=3).sgd.total_iterations(49000) == 3 * 245
+
+
+def test_config_is_flat_as_a_student_types_it():
+    c = NetConfig(learning_rate=1e-3, hidden_size=100, momentum=0.9)
+    assert (c.learning_rate, c.hidden_size, c.momentum, c.reg) == (1e-3, 100, 0.9, 0.25)
+    assert type(c.sgd) is SGDConfig and c.sgd.learning_rate == 1e-3 and c.sgd.momentum == 0.9
+    with pytest.raises(ValueError, match="'learning_rate'.*Got -1"):
+        NetConfig(learning_rate=-1)                   # validated where SGDConfig validates it
+    with pytest.raises(TypeError):
+        NetConfig(1e-3)                                # keyword-only: no field taken by position
+    with pytest.raises(TypeError):
+        NetConfig(sgd=SGDConfig())                     # the nested form is gone
 
 
 def test_flat_dict_round_trip_and_replace_is_validated():
@@ -32,6 +59,7 @@ def test_flat_dict_round_trip_and_replace_is_validated():
     assert c.sgd == SGDConfig(learning_rate=0.5, learning_rate_decay=0.95, reg=0.25, num_iters=1000,
                               nesterov=True, momentum=0.9)
     assert NetConfig.from_dict(c.to_dict()) == c
+    assert list(c.to_dict())[:2] == ["hidden_size", "std"] and list(c.to_dict())[-1] == "num_train_acc"
     with pytest.raises(ValueError, match="'learning_rate_decay'"):
         c.replace(learning_rate_decay=0.0)
 
@@ -71,7 +99,8 @@ def test_run_config_learns_a_separable_problem(preprocess, flip):
     data = _tiny_split()
     result = run_config(cfg, data)
     assert result.val_acc > 0.3  # chance is 0.1
-    assert result.val_acc == result.stats["best_val_acc"]
+    assert result.val_acc == result.stats["best_val_acc"]          # no selection split: validation is monitored
+    assert result.sel_acc is None and result.stats["heldout_val_acc"] is None
     assert result.preprocessor.pixel_weights(result.model.params["W1"]).shape == (3072, 32)
 
 
@@ -85,7 +114,6 @@ def test_run_many_records_divergence_and_csv_round_trip(tmp_path):
     write_csv(rows, tmp_path / "runs.csv")
     back = read_csv(tmp_path / "runs.csv")
     assert [r["note"] for r in back] == ["", "diverged"]
-    assert markdown_table(rows, {"hidden_size": "H", "val_acc": "val|.2f"}).splitlines()[0] == "| H | val |"
 
 
 def test_run_many_records_any_failure_and_keeps_the_finished_rows(monkeypatch):
@@ -102,3 +130,54 @@ def test_run_many_records_any_failure_and_keeps_the_finished_rows(monkeypatch):
     rows, results = run_many([ok, ok.replace(hidden_size=9), ok], data)
     assert [r["note"] for r in rows] == ["", "failed: MemoryError: no room", ""]
     assert results[0] is not None and results[1] is None and results[2] is not None
+
+
+def test_run_config_monitors_the_selection_split_and_holds_out_validation(monkeypatch):
+    import aml.tuning
+    data = _tiny_split(num_sel=60)
+    seen = {}
+    real = aml.tuning.train
+
+    def spy(model, X, y, X_val, y_val, config, **kw):
+        seen["y_val"] = y_val
+        return real(model, X, y, X_val, y_val, config, **kw)
+    monkeypatch.setattr(aml.tuning, "train", spy)
+    cfg = NetConfig.from_dict(dict(hidden_size=16, num_epochs=3, batch_size=50, learning_rate=0.01, std=None,
+                                   sampling="epoch", keep_best=True, preprocess="scale"))
+    epochs = []
+    result = run_config(cfg, data, on_epoch=lambda e, h: epochs.append(h["val_acc_history"][-1]))
+    np.testing.assert_array_equal(seen["y_val"], data.y_sel)       # the solver monitored the selection split
+    h = result.stats
+    assert result.sel_acc == h["best_val_acc"] == max(epochs)      # keep_best chose on the selection split
+    assert result.val_acc == h["heldout_val_acc"]
+    X_val = result.preprocessor.transform(data.X_val)
+    from aml import accuracy
+    assert result.val_acc == accuracy(result.model, X_val, data.y_val)
+    row = result.row()
+    assert row["sel_acc"] == round(result.sel_acc, 4) and row["val_acc"] == round(result.val_acc, 4)
+
+
+def test_run_config_with_an_empty_selection_split_monitors_validation():
+    data = _tiny_split(num_sel=0)
+    assert data.X_sel.shape == (0, 3072)
+    cfg = NetConfig.from_dict(dict(hidden_size=8, num_epochs=2, batch_size=50, sampling="epoch", keep_best=True))
+    result = run_config(cfg, data)
+    assert result.sel_acc is None and result.val_acc == result.stats["best_val_acc"]
+    assert np.isnan(result.row()["sel_acc"])
+
+
+def test_run_result_predictor_flips_through_the_run_s_transform():
+    from aml.data import CIFAR10Split, SealedTest
+    from aml.flips import hflip_images
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3072)).astype(np.float32)
+    y = rng.integers(0, 10, 60)
+    data = CIFAR10Split(X[:40], y[:40], X[40:50], y[40:50], SealedTest(X[:0], y[:0]), X_sel=X[50:], y_sel=y[50:])
+    result = run_config(NetConfig.from_dict(dict(hidden_size=5, num_iters=5, preprocess="scale", std=None)), data)
+    plain, flipped = result.predictor(), result.predictor(flips=True)
+    Z, Zf = result.preprocessor.transform(X), result.preprocessor.transform(hflip_images(X))
+    assert (plain(X) == result.model.predict(Z)).all()
+    assert (flipped(X) == np.argmax(result.model.scores(Z) + result.model.scores(Zf), axis=1)).all()
+    acc = result.flip_accuracies(data)
+    assert acc["sel_acc_flips"] == np.mean(flipped(X[50:]) == y[50:])
+    assert acc["val_acc_flips"] == np.mean(flipped(X[40:50]) == y[40:50])

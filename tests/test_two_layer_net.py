@@ -201,11 +201,32 @@ def test_load_leaves_the_global_generator_alone(tmp_path):
     assert after == np.random.random()
 
 
-def test_load_refuses_pickled_objects(tmp_path):
-    path = tmp_path / "pickled.npz"
-    np.savez(path, W1=np.array([{"evil": 1}], dtype=object), b1=np.zeros(2), W2=np.ones((2, 2)), b2=np.zeros(2))
-    with pytest.raises(ValueError, match="allow_pickle"):
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text", "directory", "nan dropout"])
+def test_load_refuses_unreadable_files_naming_them(tmp_path, damage):
+    good = tmp_path / "good.npz"
+    TwoLayerNet(3, 2, 2, seed=0, dropout=0.5).save(good)
+    path = tmp_path / "bad.npz"
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif damage == "text":
+        path.write_text("W1,b1\n1,2\n")
+    elif damage == "directory":
+        path.mkdir()
+    else:
+        np.savez(path, W1=np.ones((3, 2)), b1=np.zeros(2), W2=np.ones((2, 2)), b2=np.zeros(2), dropout=np.nan)
+    with pytest.raises(ValueError) as e:
         TwoLayerNet.load(path)
+    assert str(path) in str(e.value)
+
+
+def test_save_onto_a_directory_names_the_target(tmp_path):
+    target = tmp_path / "net.npz"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError, match=f"directory {target}"):
+        TwoLayerNet(3, 2, 2, seed=0).save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.npz"]          # no temp file left behind
 
 
 def test_sizes_dtype_and_init_scale():

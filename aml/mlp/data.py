@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._checks import check_choice, check_nonneg_int, check_positive_int
-from ..data import CLASS_NAMES, check_split_sizes, load_cifar10_images
+from .._checks import check_choice, check_positive_int
+from ..data import CLASS_NAMES, SealedTest, load_cifar10_images, split_indices
 
 CIFAR_MEAN = (0.49139968, 0.48215841, 0.44653091)
 CIFAR_STD = (0.24703223, 0.24348513, 0.26158784)
@@ -31,23 +31,32 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 @dataclass
 class TensorSplits:
-    """CIFAR-10 as float tensors (N, 3, 32, 32) and int64 labels (N,), all on one device.
+    """CIFAR-10 as float32 tensors (N, 3, 32, 32) and int64 labels (N,), all on one device.
 
-    ``X_test`` holds all 10,000 test images; the handout's test set is their first 1,000. Reach the
-    test arrays only through :func:`aml.ledger.evaluate_on_test`.
+    ``X_sel, y_sel``: the selection split (training images held out of training, on which
+    :func:`aml.mlp.fit` monitors and every choice is made); None or empty when there is none, and
+    then ``fit`` monitors ``X_val, y_val``. ``test`` holds all 10,000 test images as tensors on the
+    device, sealed (:class:`aml.data.SealedTest`; the handout's test set is their first 1,000): they
+    reach a model only through :func:`aml.ledger.evaluate_on_test`.
     """
     X_train: torch.Tensor
     y_train: torch.Tensor
     X_val: torch.Tensor
     y_val: torch.Tensor
-    X_test: torch.Tensor
-    y_test: torch.Tensor
+    test: SealedTest
     class_names: tuple = CLASS_NAMES
     normalize: str = "handout"      # how the images were normalised (see to_tensor_images)
+    X_sel: torch.Tensor | None = None
+    y_sel: torch.Tensor | None = None
 
     @property
     def device(self) -> torch.device:
         return self.X_train.device
+
+    @property
+    def has_selection(self) -> bool:
+        """Whether there is a non-empty selection split (which ``fit`` then monitors)."""
+        return self.X_sel is not None and len(self.X_sel) > 0
 
     def subset(self, num_train: int) -> "TensorSplits":
         """The first ``num_train`` training images (for quick runs); other splits unchanged."""
@@ -56,6 +65,36 @@ class TensorSplits:
             raise ValueError(f"The 'num_train' parameter must be at most {self.X_train.shape[0]}. "
                              f"Got {num_train} instead.")
         return dataclasses.replace(self, X_train=self.X_train[:num_train], y_train=self.y_train[:num_train])
+
+
+def check_splits(data: TensorSplits) -> None:
+    """Refuse, naming the split, expected and got, what would fail deep inside torch (or train silently):
+    images that are not float32 tensors (N, ...) with one shape per image across splits, labels that
+    are not int64 (N,) in [0, C) with C = ``len(data.class_names)``, and non-finite images."""
+    C = len(data.class_names)
+    shape = None
+    pairs = [("X_train", "y_train"), ("X_val", "y_val")] + ([("X_sel", "y_sel")] if data.X_sel is not None else [])
+    for x_name, y_name in pairs:
+        X, y = getattr(data, x_name), getattr(data, y_name)
+        if not isinstance(X, torch.Tensor) or X.dtype != torch.float32:
+            got = f"dtype {X.dtype}" if isinstance(X, torch.Tensor) else type(X).__name__
+            raise TypeError(f"The data's {x_name!r} must be a float32 torch.Tensor of images (N, 3, 32, 32). "
+                            f"Got {got} instead.")
+        if X.ndim < 2 or (shape is not None and X.shape[1:] != shape):
+            expected = f"(N, {', '.join(map(str, shape))}) like X_train" if shape is not None else "(N, 3, 32, 32)"
+            raise ValueError(f"The data's {x_name!r} must have shape {expected}. Got shape {tuple(X.shape)} instead.")
+        shape = X.shape[1:] if shape is None else shape
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.int64:
+            got = f"dtype {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
+            raise TypeError(f"The data's {y_name!r} must be an int64 torch.Tensor of labels (N,). Got {got} instead.")
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"The data's {y_name!r} must have shape ({X.shape[0]},) to match {x_name}. "
+                             f"Got shape {tuple(y.shape)} instead.")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= C):
+            raise ValueError(f"The data's {y_name!r} must hold labels in [0, {C}) (C = len(class_names)). "
+                             f"Got values in [{int(y.min())}, {int(y.max())}] instead.")
+        if not torch.isfinite(X).all():
+            raise ValueError(f"The data's {x_name!r} must be finite. Got NaN or inf values instead.")
 
 
 def to_tensor_images(images: np.ndarray, normalize: str = "handout") -> torch.Tensor:
@@ -84,16 +123,22 @@ def to_tensor_images(images: np.ndarray, normalize: str = "handout") -> torch.Te
 
 
 def load_tensor_splits(root=None, *, normalize="handout", device=None, num_training=49000,
-                       num_validation=1000, download=True) -> TensorSplits:
-    """Read CIFAR-10 once through :mod:`aml.data`, normalise it, and put every split on ``device``."""
+                       num_validation=1000, num_selection=0, download=True) -> TensorSplits:
+    """Read CIFAR-10 once through :mod:`aml.data`, normalise it, and put every split on ``device``.
+
+    The splits are those of :func:`aml.data.load_cifar10` (both call :func:`aml.data.split_indices`):
+    ``num_selection`` of the first ``num_training`` training images (stratified) form the selection
+    split, the rest the training split; the next ``num_validation`` images the validation split.
+    """
     device = pick_device() if device is None else torch.device(device)
-    n_tr = check_positive_int("num_training", num_training)
-    n_val = check_nonneg_int("num_validation", num_validation)
-    X_all, y_all, X_te, y_te = load_cifar10_images(root, download=download)
-    check_split_sizes(n_tr, n_val, X_all.shape[0])
+    X_all, y_all, test = load_cifar10_images(root, download=download)
+    train, sel, val = split_indices(y_all, num_training=num_training, num_validation=num_validation,
+                                    num_selection=num_selection)
 
     def put(X, y):
         return to_tensor_images(X, normalize).to(device), torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
 
-    return TensorSplits(*put(X_all[:n_tr], y_all[:n_tr]), *put(X_all[n_tr:n_tr + n_val], y_all[n_tr:n_tr + n_val]),
-                        *put(X_te, y_te), normalize=normalize)
+    X_sel, y_sel = put(X_all[sel], y_all[sel])
+    return TensorSplits(*put(X_all[train], y_all[train]), *put(X_all[val], y_all[val]),
+                        test.map(lambda X: to_tensor_images(X, normalize).to(device)), normalize=normalize,
+                        X_sel=X_sel, y_sel=y_sel)

@@ -10,19 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_positive_int
-from ..training import DIVERGENCE_FACTOR, TrainingDiverged, new_history
+from ..training import BestEpoch, History, check_divergence, diverged
 from .augment import augment_batch
 from .config import MLPConfig
-from .data import TensorSplits
+from .data import TensorSplits, check_splits
 from .model import MultiLayerPerceptron
 
-EpochCallback = Callable[[int, dict], None]
+EpochCallback = Callable[[int, History], None]
 
 
 def build_model(config: MLPConfig, input_size: int = 3072, num_classes: int = 10) -> MultiLayerPerceptron:
@@ -108,6 +107,17 @@ def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 2000) -> torch.
 
 
 @torch.no_grad()
+def predict_flip_averaged(model: nn.Module, X: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Test-time flips: the most confident class (N,) of the mean softmax of each image X (N, 3, 32, 32)
+    and of its mirror image (the width axis reversed), in ``eval()`` mode."""
+    batch_size = check_positive_int("batch_size", batch_size)
+    model.eval()
+    out = [(F.softmax(model(xb), dim=1) + F.softmax(model(xb.flip(3)), dim=1)).argmax(1)
+           for xb in X.split(batch_size)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=X.device)
+
+
+@torch.no_grad()
 def evaluate_loss_and_accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor,
                                batch_size: int = 2000) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on (X, y) in ``eval()`` mode; one host sync at the end."""
@@ -130,33 +140,48 @@ def evaluate_loss_and_accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tenso
     return total_loss.item() / n, correct.item() / n
 
 
-def _check_inputs_finite(data: TensorSplits) -> None:
-    for name in ("X_train", "X_val"):
-        if not torch.isfinite(getattr(data, name)).all():
-            raise ValueError(f"The data's {name!r} must be finite. Got NaN or inf values instead.")
-
-
 def fit(config: MLPConfig, data: TensorSplits, *, verbose: bool = False, num_train_eval: int = 5000,
-        on_epoch: EpochCallback | None = None):
+        on_epoch: EpochCallback | None = None) -> tuple[MultiLayerPerceptron, History]:
     """Train the model of ``config`` on ``data``; return (model, history).
 
-    history: the format of :mod:`aml.training` (``loss_history`` per step; per epoch
-    ``train_acc_history`` measured in ``eval()`` mode on a fixed subset of ``num_train_eval``
-    training images, ``val_acc_history``, ``val_loss_history``, ``lr_history``), plus
-    ``running_train_acc_history`` (on the augmented minibatches, in train mode) and ``device``.
-    ``on_epoch(epoch, history)`` is called after each epoch (it may raise to stop the run).
+    The loop of pytorch/examples: each epoch is :func:`train_one_epoch` (``model.train()``), then an
+    evaluation in ``eval()`` mode. It monitors the selection split (``data.X_sel``) when it is
+    non-empty, else the validation images; see :mod:`aml.training` for what "val" means.
+
+    Parameters
+    ----------
+    config : MLPConfig
+    data : TensorSplits
+        Checked first by :func:`aml.mlp.data.check_splits` (dtypes, shapes, label range, finiteness).
+    verbose : bool
+        A tqdm bar over the epochs.
+    num_train_eval : int > 0
+        Size of the fixed seeded training subset on which ``train_acc_history`` is measured (eval mode).
+    on_epoch : callable (epoch, history) -> None, optional
+        Called after each epoch is recorded (it may raise to stop the run).
+
+    Returns
+    -------
+    model : MultiLayerPerceptron
+        As trained by the last epoch.
+    history : History
+        :class:`aml.training.History`; ``heldout_val_acc`` is the returned model's accuracy on the
+        validation images when the selection split was monitored, else None.
 
     Raises
     ------
     TrainingDiverged
         When an epoch's losses hold NaN/inf or exceed :data:`aml.training.DIVERGENCE_FACTOR` times the
-        first one; the model is reset to its parameters at the end of the last good epoch.
+        first one, or a parameter becomes non-finite; the model is reset to its parameters at the end
+        of the last good epoch.
     """
     if config.normalize != data.normalize:
         raise ValueError(f"The config expects inputs normalised as {config.normalize!r}, but the data were "
                          f"normalised as {data.normalize!r}; load them with load_tensor_splits(normalize="
                          f"{config.normalize!r}) or change the config.")
-    _check_inputs_finite(data)
+    num_train_eval = check_positive_int("num_train_eval", num_train_eval)
+    check_splits(data)
+    X_mon, y_mon = (data.X_sel, data.y_sel) if data.has_selection else (data.X_val, data.y_val)
     device = data.device
     torch.manual_seed(config.seed)          # dropout masks draw from torch's global generator
     model = build_model(config, data.X_train[0].numel(), len(data.class_names)).to(device)
@@ -165,62 +190,49 @@ def fit(config: MLPConfig, data: TensorSplits, *, verbose: bool = False, num_tra
     gen = torch.Generator(device=device).manual_seed(config.seed)
     sub = torch.randperm(data.X_train.shape[0], generator=gen, device=device)[:num_train_eval]
     X_sub, y_sub = data.X_train[sub], data.y_train[sub]
-    history = new_history(config.num_epochs * steps, iterations_per_epoch=steps)
-    history["running_train_acc_history"] = []
-    last_good = {k: v.clone() for k, v in model.state_dict().items()}
-    first_loss = None
+    history = History(config.num_epochs * steps, iterations_per_epoch=steps, device=str(device))
+    best = BestEpoch()
+    last_good = _copy_state(model)
     epochs = range(config.num_epochs)
     if verbose:
         from tqdm.auto import tqdm
         epochs = tqdm(epochs, desc=f"depth {config.depth}", unit="epoch", leave=False)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    _sync(device)
     start = time.perf_counter()
     for epoch in epochs:
         lr = opt.param_groups[0]["lr"]
-        losses, running_acc = train_one_epoch(model, data.X_train, data.y_train, opt, sched,
-                                              batch_size=config.batch_size, generator=gen, flip=config.flip,
-                                              crop_padding=config.crop_padding,
-                                              label_smoothing=config.label_smoothing)
+        losses, _ = train_one_epoch(model, data.X_train, data.y_train, opt, sched, batch_size=config.batch_size,
+                                    generator=gen, flip=config.flip, crop_padding=config.crop_padding,
+                                    label_smoothing=config.label_smoothing)
         losses = losses.float().cpu().numpy()           # the epoch's one host sync
-        history["loss_history"][epoch * steps:(epoch + 1) * steps] = losses
-        first_loss = losses[0] if first_loss is None else first_loss
-        reason = _divergence(losses, first_loss, model)
-        if reason is not None:
+        first = epoch * steps
+        history["loss_history"][first:first + steps] = losses
+        why = check_divergence(losses, history["loss_history"][0], first,
+                               params_finite=all(bool(torch.isfinite(p).all()) for p in model.parameters()))
+        if why is not None:
             model.load_state_dict(last_good)
-            history["train_seconds"] = time.perf_counter() - start
-            raise TrainingDiverged(f"Training diverged in epoch {epoch + 1}: {reason} (lr={config.lr}). Try a "
-                                   "smaller learning rate. The model was reset to its parameters at the end of "
-                                   "the last good epoch.", iteration=epoch * steps, history=history,
-                                   restored="last finite")
-        last_good = {k: v.clone() for k, v in model.state_dict().items()}
-        val_loss, val_acc = evaluate_loss_and_accuracy(model, data.X_val, data.y_val)
-        history["epoch_history"].append(float(epoch + 1))
-        history["train_acc_history"].append(evaluate(model, X_sub, y_sub))
-        history["val_acc_history"].append(val_acc)
-        history["val_loss_history"].append(val_loss)
-        history["lr_history"].append(lr)
-        history["running_train_acc_history"].append(float(running_acc))
+            history.finish(best, seconds=time.perf_counter() - start, num_iters=first + steps)
+            raise diverged(why, history=history, restored="last finite", lr=config.lr)
+        last_good = _copy_state(model)
+        val_loss, val_acc = evaluate_loss_and_accuracy(model, X_mon, y_mon)
+        history.record_epoch(epoch=epoch + 1, train_acc=evaluate(model, X_sub, y_sub), val_acc=val_acc,
+                             val_loss=val_loss, lr=lr)
+        best.update(epoch + 1, val_acc)
         if verbose:
             epochs.set_postfix(loss=f"{losses.mean():.3f}", val_acc=f"{val_acc:.3f}")
         if on_epoch is not None:
             on_epoch(epoch + 1, history)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    history["train_seconds"] = time.perf_counter() - start
-    history["device"] = str(device)
-    val = history["val_acc_history"]
-    history["best_val_acc"] = max(val)
-    history["best_epoch"] = val.index(max(val)) + 1
+    _sync(device)
+    history.finish(best, seconds=time.perf_counter() - start)
+    if data.has_selection:
+        history["heldout_val_acc"] = evaluate(model, data.X_val, data.y_val)
     return model, history
 
 
-def _divergence(losses, first_loss: float, model: nn.Module) -> str | None:
-    if not np.isfinite(losses).all():
-        return "the training loss became NaN or inf"
-    if losses.max() > DIVERGENCE_FACTOR * first_loss:
-        return (f"the training loss grew to {losses.max():.3g}, more than {DIVERGENCE_FACTOR:g} times its "
-                f"first value {first_loss:.3g}")
-    if not all(torch.isfinite(p).all() for p in model.parameters()):
-        return "a parameter became non-finite"
-    return None
+def _copy_state(model: nn.Module) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()

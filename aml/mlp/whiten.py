@@ -66,5 +66,6 @@ def fit_zca(X: torch.Tensor, *, eps: float = 0.1, chunk: int = 8192) -> ZCA:
 def zca_splits(data: TensorSplits, *, eps: float = 0.1) -> TensorSplits:
     """Every split of ``data`` whitened by the ZCA fitted on its training images; ``normalize="zca"``."""
     zca = fit_zca(data.X_train, eps=eps)
-    return dataclasses.replace(data, X_train=zca(data.X_train), X_val=zca(data.X_val), X_test=zca(data.X_test),
-                               normalize="zca")
+    X_sel = zca(data.X_sel) if data.X_sel is not None else None
+    return dataclasses.replace(data, X_train=zca(data.X_train), X_sel=X_sel, X_val=zca(data.X_val),
+                               test=data.test.map(zca), normalize="zca")

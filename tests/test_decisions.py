@@ -1,0 +1,207 @@
+"""aml.decisions on hand-made per-seed results: clear differences, ties, and differences inside the
+seed noise. The noise figures in the comments are Welch's standard error of the difference,
+sqrt(s_a^2 / n_a + s_b^2 / n_b) with ddof=1 (see aml.metrics.exceeds_noise)."""
+import dataclasses
+
+import pytest
+
+from aml import decisions
+from aml.decisions import choose_depth, choose_predictor, compare
+from aml.decisions import tested_seed as pick_seed  # a name pytest does not collect as a test
+
+# --- choose_predictor ---------------------------------------------------------------------------------------
+
+
+def test_choose_predictor_takes_flips_on_a_clear_gain():
+    # gain 0.02; s = 0.01 each over 3 seeds: se = 0.0082, 2 se = 0.016 < 0.02
+    choice = choose_predictor([0.50, 0.51, 0.49], [0.52, 0.53, 0.51])
+    assert choice.use_flips and choice.exceeds_noise
+    assert choice.gain == pytest.approx(0.02)
+    assert choice.plain["mean"] == pytest.approx(0.50) and choice.flips["mean"] == pytest.approx(0.52)
+    assert choice.plain["n"] == 3 and choice.plain["std"] == pytest.approx(0.01)
+    assert choice.name == "test-time flips"
+    assert choice.reason == ("test-time flips: flips 0.520 ± 0.010 vs plain 0.500 ± 0.010 over 3 seed(s), "
+                             "gain +0.020 (min_gain 0.005); the gain is at least min_gain and exceeds the seed noise.")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        choice.use_flips = False
+
+
+@pytest.mark.parametrize("gain", [0.0, 0.001, 0.002, 0.003])
+def test_choose_predictor_keeps_plain_for_a_gain_below_min_gain_even_beyond_the_noise(gain):
+    # s = 0.001 over 3 seeds: 2 se = 0.0016, so gains of 0.002 and 0.003 exceed the noise; they are
+    # still too small to matter (a fresh clone flipped the decision on such a difference)
+    plain = [0.500, 0.501, 0.499]
+    choice = choose_predictor(plain, [p + gain for p in plain])
+    assert not choice.use_flips and choice.name == "plain predictions"
+    assert choice.exceeds_noise == (gain >= 0.002)
+    assert choice.reason.endswith("; the gain is below min_gain.")
+
+
+def test_choose_predictor_keeps_plain_for_a_gain_inside_the_noise():
+    # gain 0.02 >= min_gain, but s = 0.05 and 0.06 over 2 seeds: 2 se = 0.078
+    choice = choose_predictor([0.45, 0.55], [0.4275, 0.6125])
+    assert choice.gain == pytest.approx(0.02) and not choice.exceeds_noise and not choice.use_flips
+    assert choice.reason.endswith("; the gain does not exceed the seed noise.")
+
+
+def test_choose_predictor_keeps_plain_when_flips_are_worse():
+    # flips worse by 0.05, far beyond the noise: still plain, with or without a minimum gain
+    for min_gain in (0.005, 0.0):
+        choice = choose_predictor([0.50, 0.51, 0.49], [0.45, 0.46, 0.44], min_gain=min_gain)
+        assert choice.exceeds_noise and choice.gain == pytest.approx(-0.05) and not choice.use_flips
+
+
+def test_choose_predictor_keeps_plain_with_a_single_seed():
+    choice = choose_predictor([0.40], [0.60])          # no noise estimate from one seed
+    assert not choice.use_flips and not choice.exceeds_noise and choice.gain == pytest.approx(0.2)
+
+
+def test_choose_predictor_min_gain_is_inclusive_and_configurable():
+    # exact binary fractions: the gain is exactly 2**-7 = 0.0078125, with no spread
+    plain, flips = [0.5, 0.5], [0.5078125, 0.5078125]
+    assert choose_predictor(plain, flips, min_gain=0.0078125).use_flips
+    assert not choose_predictor(plain, flips, min_gain=0.0078126).use_flips
+    assert choose_predictor(plain, flips).use_flips                     # default 0.005
+    # z is passed on to the noise rule: gain 0.02 is 1.55 se here (se = sqrt(0.0001/3 + 0.0004/3) = 0.0129)
+    plain, flips = [0.49, 0.50, 0.51], [0.50, 0.52, 0.54]
+    assert choose_predictor(plain, flips, min_gain=0.0, z=1.5).use_flips
+    assert not choose_predictor(plain, flips, min_gain=0.0).use_flips
+
+
+def test_choose_predictor_refuses_unpaired_or_bad_input():
+    with pytest.raises(ValueError, match="'plain' and 'flips'.*3 and 2"):
+        choose_predictor([0.5, 0.5, 0.5], [0.5, 0.5])
+    with pytest.raises(ValueError, match="'min_gain'"):
+        choose_predictor([0.5], [0.5], min_gain=-0.001)
+    with pytest.raises(ValueError, match="'values'"):
+        choose_predictor([], [])
+
+# --- tested_seed --------------------------------------------------------------------------------------------
+
+
+def test_tested_seed_is_the_median_not_the_best():
+    seeds, values = [0, 1, 2, 3, 4], [0.50, 0.56, 0.52, 0.48, 0.51]
+    t = pick_seed(seeds, values)
+    # ordered: 0.48 (3), 0.50 (0), 0.51 (4), 0.52 (2), 0.56 (1)
+    assert (t.seed, t.index, t.value) == (4, 4, 0.51)
+    assert (t.best_seed, t.best_value) == (1, 0.56)
+    assert t.seed != seeds[max(range(5), key=values.__getitem__)]       # the rule "max" fails here
+    assert t.reason == ("seed 4 is tested: its validation result 0.510 is the median over the seeds "
+                        "(a typical run; the best seed, 1, has 0.560).")
+
+
+def test_tested_seed_takes_the_lower_middle_of_an_even_count():
+    t = pick_seed([10, 11, 12, 13], [0.4, 0.6, 0.5, 0.7])          # 0.4 (10), 0.5 (12), 0.6 (11), 0.7 (13)
+    assert (t.seed, t.index, t.value) == (12, 2, 0.5)
+    assert (t.best_seed, t.best_value) == (13, 0.7)
+    assert pick_seed([5, 6], [0.7, 0.3]).seed == 6
+
+
+def test_tested_seed_breaks_equal_values_by_the_smaller_seed():
+    # ordered: 0.4 (1), 0.5 (2), 0.5 (9), 0.6 (4): the lower middle is seed 2, though seed 9 comes first
+    t = pick_seed([9, 2, 4, 1], [0.5, 0.5, 0.6, 0.4])
+    assert (t.seed, t.index) == (2, 1)
+    t = pick_seed([7, 3, 5], [0.5, 0.5, 0.5])
+    assert (t.seed, t.index, t.best_seed) == (5, 2, 3)            # best among equals: the smaller seed too
+    assert pick_seed([8], [0.3]) == pick_seed((8,), iter([0.3]))
+    assert pick_seed([8], [0.3]).seed == 8
+
+
+def test_tested_seed_refuses_unpaired_or_repeated_seeds():
+    with pytest.raises(ValueError, match="'seeds' and 'values'.*2 seeds and 3 values"):
+        pick_seed([0, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="'seeds' and 'values'.*0 seeds and 0 values"):
+        pick_seed([], [])
+    with pytest.raises(ValueError, match=r"distinct.*\[1, 2, 1\]"):
+        pick_seed([1, 2, 1], [0.1, 0.2, 0.3])
+
+# --- choose_depth -------------------------------------------------------------------------------------------
+
+
+def test_choose_depth_with_a_clear_winner():
+    # depth 3 leads by 0.05; s = 0.01 over 3 seeds: 2 se = 0.016
+    choice = choose_depth({2: [0.50, 0.51, 0.49], 3: [0.55, 0.56, 0.54], 4: [0.50, 0.50, 0.50]})
+    assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (3, 3, (3,), (2, 4))
+    assert choice.means == pytest.approx({2: 0.50, 3: 0.55, 4: 0.50})
+    assert choice.stds == pytest.approx({2: 0.01, 3: 0.01, 4: 0.0})
+    assert choice.reason == ("depth 3: the shallowest of the depths the seeds cannot tell from the best mean "
+                             "(depth 3, 0.550 ± 0.010); tied: 3; beaten: 2, 4.")
+
+
+def test_choose_depth_takes_the_shallower_of_two_tied_depths():
+    # depth 3 has the best mean, depth 2 is 0.01 below it: 2 se = 0.033, a tie; depth 4 is beaten.
+    # A rule that ignores ties (chosen = best) answers 3.
+    choice = choose_depth({4: [0.40, 0.41, 0.39], 3: [0.54, 0.56, 0.52], 2: [0.53, 0.55, 0.51]})
+    assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (2, 3, (2, 3), (4,))
+    assert choice.reason.endswith("tied: 2, 3; beaten: 4.")
+
+
+def test_choose_depth_judges_ties_against_the_best_only():
+    # depth 2 is tied with depth 3, depth 3 with depth 4 (the best), but depth 2 is beaten by depth 4
+    # (0.04 > 2 se = 0.0327): it is not chosen through a chain of ties
+    choice = choose_depth({2: [0.50, 0.52, 0.48], 3: [0.52, 0.54, 0.50], 4: [0.54, 0.56, 0.52]})
+    assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (3, 4, (3, 4), (2,))
+
+
+def test_choose_depth_when_all_depths_tie():
+    choice = choose_depth({5: [0.50, 0.56], 2: [0.52, 0.50], 3: [0.55, 0.49]})
+    assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (2, 5, (2, 3, 5), ())
+    assert choice.reason.endswith("tied: 2, 3, 5; beaten: none.")
+
+
+def test_choose_depth_with_single_seed_depths_ties_everything():
+    choice = choose_depth({2: [0.40], 3: [0.60], 4: [0.50]})
+    assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (2, 3, (2, 3, 4), ())
+
+
+def test_choose_depth_breaks_equal_means_by_depth():
+    # depths 3 and 4 have the same mean: the best is the shallower one; depth 2 is beaten
+    choice = choose_depth({4: [0.60, 0.50], 3: [0.50, 0.60], 2: [0.30, 0.31]})
+    assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (3, 3, (3, 4), (2,))
+    # z is passed on: at z = 100 even depth 2 ties
+    assert choose_depth({4: [0.60, 0.50], 3: [0.50, 0.60], 2: [0.30, 0.31]}, z=100).chosen == 2
+
+
+def test_choose_depth_refuses_bad_input():
+    with pytest.raises(ValueError, match="'values_by_depth'"):
+        choose_depth({})
+    with pytest.raises(ValueError, match="'depth'"):
+        choose_depth({0: [0.5]})
+    with pytest.raises(ValueError, match="'values'"):
+        choose_depth({2: []})
+
+# --- compare ------------------------------------------------------------------------------------------------
+
+
+def test_compare_names_a_difference_beyond_the_noise():
+    base = [0.50, 0.51, 0.49]
+    assert compare(base, [0.55, 0.56, 0.54]) == "better"
+    assert compare(base, [0.45, 0.46, 0.44]) == "worse"
+    assert compare([0.55, 0.56, 0.54], base) == "worse"
+    assert compare([0.0, 2.0], [4.0, 6.0]) == "better"          # 2.83 se: beyond the default z = 2, not z = 3
+
+
+def test_compare_calls_a_difference_inside_the_noise_a_tie():
+    assert compare([0.50, 0.51, 0.49], [0.51, 0.52, 0.50]) == "tie"       # 0.01 < 2 se = 0.016
+    assert compare([0.50, 0.51, 0.49], [0.50, 0.51, 0.49]) == "tie"
+    assert compare([0.40], [0.60]) == "tie"                               # one seed: no noise estimate
+    assert compare([0.49, 0.50, 0.51], [0.516, 0.544]) == "tie"           # 0.03 is 1.963 se ...
+    assert compare([0.49, 0.50, 0.51], [0.516, 0.544], z=1.95) == "better"   # ... beyond z = 1.95
+
+
+def test_choose_depth_margin_ties_a_difference_the_split_cannot_resolve():
+    values = {2: [0.54, 0.545, 0.55], 3: [0.590, 0.592, 0.594], 5: [0.602, 0.604, 0.606]}
+    assert decisions.choose_depth(values).chosen == 5                         # 5 beats 3 by > 2 SE over seeds
+    choice = decisions.choose_depth(values, margin=0.016)
+    assert choice.chosen == 3 and choice.tied == (3, 5) and choice.beaten == (2,)
+    assert decisions.choose_depth(values, margin=0.013).chosen == 3          # the means differ by 0.012
+    assert decisions.choose_depth(values, margin=0.011).chosen == 5
+    with pytest.raises(ValueError, match="'margin'"):
+        decisions.choose_depth(values, margin=-0.1)
+
+
+def test_split_noise_is_the_standard_error_of_a_difference_between_two_draws():
+    assert decisions.split_noise(2000) == pytest.approx((2 * 0.25 / 2000) ** 0.5)
+    assert decisions.split_noise(1000, 0.6) == pytest.approx((2 * 0.24 / 1000) ** 0.5)
+    with pytest.raises(ValueError, match="'accuracy'"):
+        decisions.split_noise(100, 1.5)

@@ -1,0 +1,134 @@
+"""aml.metrics on hand-made inputs: every expected number below was worked by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from aml.metrics import confusion_matrix, exceeds_noise, mean_std, median_index, per_class_accuracy, seed_summary
+
+
+def test_confusion_matrix_counts_true_class_by_row():
+    # true 0 predicted 1 twice, true 1 never predicted 0: the matrix is not symmetric, so a
+    # transposed matrix (rows = predictions) fails here
+    y_true = [0, 0, 0, 1, 2, 2]
+    y_pred = [0, 1, 1, 1, 2, 0]
+    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, 3), [[1, 2, 0],
+                                                                       [0, 1, 0],
+                                                                       [1, 0, 1]])
+    # classes absent from both label arrays still get their row and column
+    np.testing.assert_array_equal(confusion_matrix([1], [0], 4), [[0, 0, 0, 0], [1, 0, 0, 0],
+                                                                 [0, 0, 0, 0], [0, 0, 0, 0]])
+    assert confusion_matrix(np.array([], dtype=int), np.array([], dtype=int), 2).tolist() == [[0, 0], [0, 0]]
+
+
+@pytest.mark.parametrize("y_true,y_pred,words", [
+    ([0, 3], [0, 1], r"'y_true'.*\[0, 3\).*\[0, 3\]"),
+    ([0, 1], [0, 3], r"'y_pred'.*\[0, 3\).*\[0, 3\]"),
+    ([-1, 1], [0, 1], r"'y_true'"),
+    ([0, 1], [0, -1], r"'y_pred'"),
+    ([0, 1], [0, 1, 1], r"'y_pred'"),
+])
+def test_confusion_matrix_refuses_labels_out_of_range(y_true, y_pred, words):
+    with pytest.raises(ValueError, match=words):
+        confusion_matrix(np.array(y_true), np.array(y_pred), 3)
+
+
+def test_confusion_matrix_accepts_the_largest_label():
+    assert confusion_matrix([2], [2], 3)[2, 2] == 1
+    with pytest.raises((TypeError, ValueError), match="'y_true'"):
+        confusion_matrix(np.array([0.5]), np.array([0]), 3)
+    with pytest.raises(ValueError, match="'num_classes'"):
+        confusion_matrix([0], [0], 0)
+
+
+def test_per_class_accuracy_is_the_recall_of_each_row():
+    m = np.array([[1, 2, 0],
+                  [0, 4, 0],
+                  [3, 0, 1]])
+    np.testing.assert_allclose(per_class_accuracy(m), [1 / 3, 1.0, 1 / 4])
+    # a class with no image is NaN, not 0 and not a warning
+    with np.errstate(all="raise"):
+        out = per_class_accuracy(np.array([[2, 0], [0, 0]]))
+    assert out[0] == 1.0 and np.isnan(out[1])
+    # a class with exactly one image
+    np.testing.assert_allclose(per_class_accuracy(np.array([[1, 0], [1, 0]])), [1.0, 0.0])
+    # the recall reads the diagonal over row sums, not column sums
+    np.testing.assert_allclose(per_class_accuracy(np.array([[1, 3], [0, 2]])), [0.25, 1.0])
+
+
+def test_mean_std_uses_the_sample_standard_deviation():
+    assert mean_std([1.0, 2.0, 3.0, 6.0]) == (3.0, pytest.approx(math.sqrt(14 / 3)))   # ddof=1: 14/3, not 14/4
+    assert mean_std(v for v in (0.5, 0.7)) == (pytest.approx(0.6), pytest.approx(math.sqrt(0.02)))
+    assert mean_std([0.4]) == (0.4, 0.0)
+    with pytest.raises(ValueError, match="'values'"):
+        mean_std([])
+
+
+def test_seed_summary_gives_the_standard_error_of_the_mean():
+    s = seed_summary([1.0, 2.0, 3.0, 6.0])
+    assert s == {"mean": 3.0, "std": pytest.approx(math.sqrt(14 / 3)), "n": 4,
+                 "se": pytest.approx(math.sqrt(14 / 3) / 2)}
+    assert seed_summary(iter([0.5])) == {"mean": 0.5, "std": 0.0, "n": 1, "se": 0.0}
+    with pytest.raises(ValueError, match="'values'"):
+        seed_summary([])
+
+
+def test_exceeds_noise_is_welchs_two_standard_error_rule():
+    # a: 3 seeds, mean 0.50, s^2 = 0.0001; b: 2 seeds, mean 0.53, s^2 = 0.000392 (ddof=1)
+    # se = sqrt(0.0001/3 + 0.000392/2) = 0.01528, so the difference 0.03 is 1.963 se
+    a, b = [0.49, 0.50, 0.51], [0.516, 0.544]
+    se = math.sqrt(0.0001 / 3 + 0.000392 / 2)
+    assert 1.95 * se < 0.03 < 2 * se
+    assert not exceeds_noise(a, b) and not exceeds_noise(b, a)             # within 2 se: a tie
+    assert exceeds_noise(a, b, z=1.95) and exceeds_noise(b, a, z=1.95)   # beyond 1.95 se
+    # each of these wrong rules says "exceeds" at z = 2: a pooled variance (2 se = 0.0256), the
+    # sizes swapped (sqrt(0.0001/2 + 0.000392/3): 2 se = 0.0269), ddof=0 (2 se = 0.0205)
+    with pytest.raises(ValueError, match="'z'"):
+        exceeds_noise(a, b, z=0)
+
+
+def test_exceeds_noise_at_the_boundary_is_strict():
+    # a = [0, 2], b = [4, 6]: s^2 = 2 each, se = sqrt(2/2 + 2/2) = sqrt(2); difference 4 = 2 sqrt(2) * sqrt(2)
+    assert exceeds_noise([0.0, 2.0], [4.0, 6.0], z=2.0)            # 4 > 2.83
+    assert exceeds_noise([0.0, 2.0], [4.0, 6.0])                   # the default is z = 2 ...
+    assert not exceeds_noise([0.0, 2.0], [4.0, 6.0], z=3.0)        # ... not 3 (4 < 4.24)
+    assert not exceeds_noise([0.0, 2.0], [4.0, 6.0], z=4 / math.sqrt(2) + 1e-9)
+    assert not exceeds_noise([0.0, 2.0], [2.0, 4.0], z=math.sqrt(2))  # 2 == sqrt(2) * sqrt(2): equal is not more
+    assert exceeds_noise([0.0, 2.0], [2.0, 4.0], z=math.sqrt(2) - 1e-9)
+
+
+@pytest.mark.filterwarnings("error")     # no variance of a single value is computed (NumPy would warn: ddof)
+def test_exceeds_noise_without_a_noise_estimate():
+    # one seed on either side: no noise estimate, so never (however large the difference)
+    assert not exceeds_noise([0.1], [0.9, 0.91])
+    assert not exceeds_noise([0.9, 0.91], [0.1])
+    assert not exceeds_noise([0.1], [0.9])
+    # no spread at all: any difference exceeds it, no difference does not
+    assert exceeds_noise([0.5, 0.5], [0.501, 0.501])
+    assert not exceeds_noise([0.5, 0.5], [0.5, 0.5])
+    with pytest.raises(ValueError, match="'a'"):
+        exceeds_noise([], [0.5, 0.6])
+    with pytest.raises(ValueError, match="'b'"):
+        exceeds_noise([0.5, 0.6], [])
+
+
+def test_median_index_picks_the_lower_middle_not_the_best():
+    assert median_index([0.3, 0.9, 0.5]) == 2
+    assert median_index([0.3, 0.9, 0.5, 0.7]) == 2          # lower middle of 0.3 0.5 0.7 0.9
+    assert median_index([0.5, 0.5, 0.5]) == 1                # equal values ordered by index
+    assert median_index([0.4]) == 0
+    with pytest.raises(ValueError, match="'values'"):
+        median_index([])
+
+
+def test_unit_similarity_is_the_mean_absolute_correlation_of_distinct_units():
+    from aml.metrics import unit_similarity
+    a = np.array([1.0, 2.0, 3.0, 4.0])
+    W = np.stack([a, -a, a[::-1]], axis=1)                  # corr: (a,-a) -1, (a,rev) -1, (-a,rev) +1
+    assert unit_similarity(W) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    assert unit_similarity(rng.standard_normal((5000, 4))) < 0.05
+    W2 = np.stack([a, np.array([1.0, -1.0, 1.0, -1.0])], axis=1)   # corr(a, alt) = -0.4472
+    assert unit_similarity(W2) == pytest.approx(abs(np.corrcoef(a, W2[:, 1])[0, 1]))
+    with pytest.raises(ValueError, match="'W1'"):
+        unit_similarity(np.ones(4))
