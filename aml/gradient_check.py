@@ -107,9 +107,3 @@ def formula_errors(name: str, formula: np.ndarray, *, exact: dict | None = None,
             *({"quantity": name, "reference": ref, "error": err, "bound": numeric_tol}
               for ref, err in numeric_errors.items())]
 
-
-def verify_formula(name: str, formula: np.ndarray, *, exact: dict | None = None, numeric: dict | None = None,
-                   tol: float = 1e-8, numeric_tol: float = 1e-6) -> str:
-    """:func:`formula_errors` as a one-line summary of the errors."""
-    rows = formula_errors(name, formula, exact=exact, numeric=numeric, tol=tol, numeric_tol=numeric_tol)
-    return f"{name} {formula.shape}: " + ", ".join(f"{r['reference']} {r['error']:.1e}" for r in rows)

@@ -443,17 +443,20 @@ def first_look(question: str, path: str | os.PathLike | None = None, *, include_
 
 
 def describe_looks(label: str, looked: dict) -> str:
-    """One sentence for the report from :func:`looks`: how often the test set was evaluated for the
-    question ``label`` and for this configuration, and whether this is a first look."""
+    """One sentence for the report from :func:`looks`: how many configurations of question ``label``
+    were evaluated on the test set before this one, the first look's figure, and how often this
+    configuration was evaluated."""
     def n(count, noun):
         return f"{count} {noun}{'' if count == 1 else 's'}"
 
-    text = (f"The ledger now holds {n(looked['evaluations'], 'test evaluation')} for {label}, of "
+    before = looked["configurations_before"]
+    if before == 0 and looked["this_config"] == 1:
+        return f"This is the first look at the test set for {label}: the ledger holds no other evaluation."
+    text = (f"Before this configuration, {n(before, 'other configuration')} of {label} had been evaluated on the "
+            f"test set; the first look ({looked['first_utc']}) gave {looked['first_accuracy']:.3f}. "
+            f"The ledger holds {n(looked['evaluations'], 'evaluation')} of "
             f"{n(looked['configurations'], 'configuration')}; "
             f"this one was evaluated {n(looked['this_config'], 'time')}")
     if looked["this_config"] > 1 and len(looked["accuracies"]) == 1:
         text += ", always with the same result (re-runs of the same code)"
-    if looked["configurations"] > 1:
-        return text + (". So this is not a first look at the test set: earlier recipes were tested too (the "
-                       "summary lists every row).")
     return text + "."

@@ -71,15 +71,6 @@ def exceeds_noise(a, b, *, z: float = 2.0) -> bool:
     return bool(abs(a.mean() - b.mean()) > z * se)
 
 
-def median_index(values) -> int:
-    """Index of the median value (the lower middle one for an even count; equal values ordered by
-    index): a typical run, not the luckiest. Kept for the notebooks that still call it; new code uses
-    :func:`aml.decisions.tested_seed`."""
-    values = _values("values", values).tolist()
-    order = sorted(range(len(values)), key=lambda i: (values[i], i))
-    return order[(len(values) - 1) // 2]
-
-
 def unit_similarity(W1) -> float:
     """How alike a layer's units are: the mean absolute correlation between the weight vectors of
     every pair of distinct units, W1 (D, H) holding one unit per column (0: unrelated, 1: all alike)."""

@@ -56,11 +56,12 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._checks import check_choice, check_nonneg_int, check_positive_int, check_seed
+from .objective import one_line as _one_line
+from .objective import run_trial
 
 QUESTIONS = ("q3b", "q4")
 CREATE_ATTEMPTS = 5          # workers that start together race to create a new database's tables (only that is retried)
@@ -86,11 +87,6 @@ class StorageError(RuntimeError):
 
 class StudyMismatch(ValueError):
     """A worker's fixed arguments differ from those stored with the study it joins."""
-
-
-def _one_line(text) -> str:
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return lines[0] if lines else type(text).__name__
 
 
 @dataclass(frozen=True)
@@ -591,24 +587,6 @@ def fail_stale_trials(study, *, min_age_s: float | None = None, max_retry: int =
     return failed
 
 
-def _reporter(trial) -> Callable[[int, dict], None]:
-    """The ``on_epoch(epoch, history)`` callback of a trial: reports the epoch's accuracy on the split
-    the training loop monitors (``history["val_acc_history"][-1]``) and prunes."""
-    import optuna
-
-    def on_epoch(epoch: int, history: dict) -> None:
-        trial.set_user_attr("epochs", epoch)
-        trial.report(float(history["val_acc_history"][-1]), epoch)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
-    return on_epoch
-
-
-def trial_value(history: dict) -> float:
-    """A complete trial's value: its best epoch's accuracy on the monitored split."""
-    return float(max(history["val_acc_history"]))
-
-
 def _train_q3b(config, data, *, on_epoch) -> dict:
     """Train a Q3b config on ``data``; the history (``val_acc_history`` is the monitored split's)."""
     from .tuning import run_config
@@ -621,26 +599,6 @@ def _train_q4(config, data, *, on_epoch) -> dict:
     return fit(config, data, on_epoch=on_epoch)[1]
 
 
-def _run_trial(trial, build: Callable, train: Callable, data) -> float:
-    import optuna
-
-    start = time.perf_counter()
-    trial.set_user_attr("epochs", 0)
-    trial.set_user_attr("worker", _worker_id())
-    if trial.user_attrs.get("fail_reason"):                    # a retried trial inherits its predecessor's attrs
-        trial.set_user_attr("fail_reason", "")
-    try:
-        history = train(build(trial), data, on_epoch=_reporter(trial))
-    except optuna.TrialPruned:
-        raise
-    except BaseException as e:                                   # KeyboardInterrupt too: Optuna marks it FAIL
-        trial.set_user_attr("fail_reason", f"{type(e).__name__}: {_one_line(e)}")
-        raise
-    finally:
-        trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
-    return trial_value(history)
-
-
 def q3b_objective(data, budget: Budget, *, smoke: bool = False):
     """Objective of a Q3b trial on ``budget.num_train`` images: suggest (:func:`suggest_q3b`), train for
     ``budget.max_epochs`` epochs reporting each epoch's monitored accuracy (pruned at the rungs), and
@@ -648,7 +606,7 @@ def q3b_objective(data, budget: Budget, *, smoke: bool = False):
     def build(trial):
         return q3b_config(suggest_q3b(trial, smoke=smoke), epochs=budget.max_epochs)
 
-    return lambda trial: _run_trial(trial, build, _train_q3b, data)
+    return lambda trial: run_trial(trial, build, _train_q3b, data, worker=_worker_id())
 
 
 def q4_objective(data, budget: Budget, *, depth: int, smoke: bool = False, gpu: bool = False):
@@ -657,7 +615,7 @@ def q4_objective(data, budget: Budget, *, depth: int, smoke: bool = False, gpu: 
         return q4_config(suggest_q4(trial, smoke=smoke, gpu=gpu), depth=depth, epochs=budget.max_epochs,
                          normalize=data.normalize)
 
-    return lambda trial: _run_trial(trial, build, _train_q4, data)
+    return lambda trial: run_trial(trial, build, _train_q4, data, worker=_worker_id())
 
 
 def optimize(study, objective, n_trials: int) -> None:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from aml import TwoLayerNet, check_model_gradients, eval_numerical_gradient, rel_error
-from aml.gradient_check import assert_gradient_matches, numerical_gradients, torch_gradients, verify_formula
+from aml.gradient_check import assert_gradient_matches, numerical_gradients, torch_gradients
 
 
 def test_numerical_gradient_of_known_function_and_restores_input():
@@ -183,25 +183,6 @@ def test_assert_gradient_matches_returns_errors_and_names_the_failing_reference(
     assert assert_gradient_matches("dW", f) == {}
 
 
-def test_verify_formula_needs_both_the_exact_and_the_numeric_references():
-    f = np.array([[1.0, 2.0]])
-    assert verify_formula("dW2", f, exact={"torch": f}, numeric={"fd": f * (1 + 1e-7)}) \
-        == "dW2 (1, 2): torch 0.0e+00, fd 5.0e-08"
-    # a formula that matches the exact reference but not the numeric one must fail
-    with pytest.raises(AssertionError, match=r"^dW2: .*\['fd'\]"):
-        verify_formula("dW2", f, exact={"torch": f}, numeric={"fd": f * 1.01})
-    with pytest.raises(AssertionError, match=r"^dW2: .*\['torch'\]"):
-        verify_formula("dW2", f, exact={"torch": f * 1.01}, numeric={"fd": f})
-    # default tolerances: exact 1e-8, numeric 1e-6
-    verify_formula("d", f, numeric={"fd": f * (1 + 1.9e-6)})
-    with pytest.raises(AssertionError):
-        verify_formula("d", f, numeric={"fd": f * (1 + 2.1e-6)})
-    with pytest.raises(AssertionError):
-        verify_formula("d", f, exact={"torch": f * (1 + 2.1e-8)})
-    verify_formula("d", f, exact={"torch": f * (1 + 1.9e-8)})
-    # explicit tolerances are used
-    verify_formula("d", f, exact={"torch": f * 1.01}, numeric={"fd": f * 1.01}, tol=0.1, numeric_tol=0.1)
-    assert verify_formula("d", f) == "d (1, 2): "
 
 
 def test_formula_errors_gives_one_row_per_reference_with_its_bound():

@@ -368,12 +368,17 @@ def test_current_commit_is_recorded_only_for_the_project_s_own_repository(monkey
     assert ledger.current_commit() == "unknown"
 
 
-def test_describe_looks_says_whether_the_test_was_seen_before():
-    first = {"evaluations": 1, "configurations": 1, "this_config": 1, "accuracies": [0.5]}
-    assert ledger.describe_looks("Q4", first) == ("The ledger now holds 1 test evaluation for Q4, of 1 "
-                                                  "configuration; this one was evaluated 1 time.")
-    again = {"evaluations": 5, "configurations": 2, "this_config": 3, "accuracies": [0.5]}
+def test_describe_looks_gives_the_configurations_before_and_the_first_look():
+    first = {"evaluations": 1, "configurations": 1, "this_config": 1, "accuracies": [0.5],
+             "configurations_before": 0, "first_accuracy": 0.5, "first_utc": "2026-11-26"}
+    assert ledger.describe_looks("Q4", first) == ("This is the first look at the test set for Q4: the ledger "
+                                                  "holds no other evaluation.")
+    again = {"evaluations": 5, "configurations": 2, "this_config": 3, "accuracies": [0.5],
+             "configurations_before": 1, "first_accuracy": 0.5957, "first_utc": "2026-11-26"}
     text = ledger.describe_looks("Q3b", again)
-    assert "5 test evaluations for Q3b, of 2 configurations; this one was evaluated 3 times, always" in text
-    assert "not a first look" in text
+    assert text.startswith("Before this configuration, 1 other configuration of Q3b had been evaluated on the "
+                           "test set; the first look (2026-11-26) gave 0.596.")
+    assert "5 evaluations of 2 configurations; this one was evaluated 3 times, always" in text
     assert "always" not in ledger.describe_looks("Q3b", {**again, "accuracies": [0.4, 0.5]})
+    # a re-run of the only configuration is not a first look
+    assert "first look (" in ledger.describe_looks("Q4", {**first, "this_config": 2, "evaluations": 2})

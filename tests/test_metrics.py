@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from aml.metrics import confusion_matrix, exceeds_noise, mean_std, median_index, per_class_accuracy, seed_summary
+from aml.metrics import confusion_matrix, exceeds_noise, mean_std, per_class_accuracy, seed_summary
 
 
 def test_confusion_matrix_counts_true_class_by_row():
@@ -110,15 +110,6 @@ def test_exceeds_noise_without_a_noise_estimate():
         exceeds_noise([], [0.5, 0.6])
     with pytest.raises(ValueError, match="'b'"):
         exceeds_noise([0.5, 0.6], [])
-
-
-def test_median_index_picks_the_lower_middle_not_the_best():
-    assert median_index([0.3, 0.9, 0.5]) == 2
-    assert median_index([0.3, 0.9, 0.5, 0.7]) == 2          # lower middle of 0.3 0.5 0.7 0.9
-    assert median_index([0.5, 0.5, 0.5]) == 1                # equal values ordered by index
-    assert median_index([0.4]) == 0
-    with pytest.raises(ValueError, match="'values'"):
-        median_index([])
 
 
 def test_unit_similarity_is_the_mean_absolute_correlation_of_distinct_units():
