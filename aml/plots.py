@@ -139,7 +139,7 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     hi = units.max(axis=(1, 2, 3), keepdims=True)
     units = (units - lo) / np.maximum(hi - lo, 1e-12)
     ncols = min(10, len(units))
-    fig, ax = plt.subplots(figsize=(ncols * 0.7, math.ceil(len(units) / ncols) * 0.7 + 0.4))
+    fig, ax = plt.subplots(figsize=(ncols * 0.5, math.ceil(len(units) / ncols) * 0.5 + 0.4))
     ax.imshow(image_grid(units, ncols=ncols), interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(f"{title} ({min(H, max_units)} of {H} units)")
@@ -258,11 +258,11 @@ def confusion_matrix(matrix: np.ndarray, class_names, name: str, *, title: str =
     """A (C, C) confusion matrix (rows: true class, columns: predicted), each row normalised to 1."""
     matrix = np.asarray(matrix, dtype=float)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.2, 5.2))
+    fig, ax = plt.subplots(figsize=(5.0, 4.2))
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(class_names)):
         for j in range(len(class_names)):
-            ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+            ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=6,
                     color="white" if rates[i, j] > 0.5 else "black")
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
