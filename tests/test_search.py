@@ -38,7 +38,7 @@ def test_sequential_runs_with_one_seed_give_the_same_trials(tmp_path):
     assert len(tables[0]) == 5
     assert tables[0].equals(tables[1])
     assert set(tables[0].columns) >= {"number", "state", "value", "epochs", "params_hidden_size",
-                                      "params_learning_rate", "params_reg"}
+                                      "params_step_size", "params_reg"}
 
 
 def test_a_different_seed_gives_different_trials(tmp_path):
@@ -65,6 +65,22 @@ def test_q3b_config_fixes_only_the_budget():
     assert {k: flat[k] for k in params} == params
     assert (flat["num_epochs"], flat["seed"], flat["std"], flat["keep_best"], flat["sampling"]) == (7, 3, None, True,
                                                                                                     "epoch")
+
+
+def test_q3b_searches_the_step_size_so_momentum_does_not_multiply_the_step():
+    import optuna
+
+    assert search.learning_rate_of(0.05, 0.9) == pytest.approx(0.005)
+    assert search.learning_rate_of(0.05, 0.0) == 0.05
+    for momentum in (0.0, 0.9):
+        trial = optuna.trial.FixedTrial({"momentum": momentum, "step_size": 0.05, "hidden_size": 500, "reg": 1e-3,
+                                         "lr_schedule": "cosine", "nesterov": False, "batch_size": 100,
+                                         "dropout": 0.0, "flip": False})
+        assert search.suggest_q3b(trial)["learning_rate"] == pytest.approx(0.05 * (1 - momentum))
+    # a trial's params (as the study stores them) give the same configuration
+    params = {"momentum": 0.9, "step_size": 0.05, "hidden_size": 500, "lr_schedule": "cosine"}
+    assert search.q3b_config(params, epochs=3).learning_rate == pytest.approx(0.005)
+    assert "step_size" in params                                                 # the caller's dict untouched
 
 
 def test_q3b_config_stretches_a_step_schedule_to_the_promoted_length():
