@@ -205,3 +205,13 @@ def test_split_noise_is_the_standard_error_of_a_difference_between_two_draws():
     assert decisions.split_noise(1000, 0.6) == pytest.approx((2 * 0.24 / 1000) ** 0.5)
     with pytest.raises(ValueError, match="'accuracy'"):
         decisions.split_noise(100, 1.5)
+    with pytest.raises(ValueError, match="'num_images'"):
+        decisions.split_noise(0)
+    assert decisions.split_noise(100, 0.0) == 0.0 and decisions.split_noise(100, 1.0) == 0.0   # both ends allowed
+
+
+def test_choose_depth_margin_is_inclusive():
+    # no spread over seeds, so the seeds tell every difference apart; only the margin ties
+    values = {2: [0.5, 0.5], 3: [0.75, 0.75]}
+    assert decisions.choose_depth(values, margin=0.25).tied == (2, 3)       # a difference of exactly the margin
+    assert decisions.choose_depth(values, margin=0.125).tied == (3,)

@@ -111,6 +111,7 @@ def test_predictions_must_be_integer_labels_one_per_test_image(out, predictions,
 
 @pytest.mark.parametrize("kwargs,error,words", [
     (dict(question=""), ValueError, "'question'"),
+    (dict(question="  "), ValueError, "'question'"),
     (dict(seed=-1), ValueError, "'seed'"),
     (dict(smoke="no"), TypeError, "'smoke'"),
     (dict(config=[("lr", 0.1)]), TypeError, "'config'"),
@@ -323,6 +324,8 @@ def test_looks_counts_a_question_and_one_configuration_s_evaluations(out):
     assert (q4["evaluations"], q4["configurations"], q4["this_config"], q4["accuracies"]) == (1, 1, 0, [])
     assert q4["configurations_before"] == 1                                             # a new config: all came before
     assert ledger.looks("Q5", H1, out / "nowhere.csv")["evaluations"] == 0
+    assert looked["first_utc"] == "2024-01-02"                                          # the date of the first look
+    assert ledger.looks("Q5", H1)["first_utc"] is None and ledger.looks("Q5", H1)["first_accuracy"] is None
 
 
 def test_first_look_is_the_first_non_smoke_row_of_the_question(out):
@@ -382,3 +385,19 @@ def test_describe_looks_gives_the_configurations_before_and_the_first_look():
     assert "always" not in ledger.describe_looks("Q3b", {**again, "accuracies": [0.4, 0.5]})
     # a re-run of the only configuration is not a first look
     assert "first look (" in ledger.describe_looks("Q4", {**first, "this_config": 2, "evaluations": 2})
+
+
+def test_describe_looks_says_always_only_for_a_repeated_configuration():
+    base = {"evaluations": 2, "configurations": 2, "accuracies": [0.5], "configurations_before": 1,
+            "first_accuracy": 0.4, "first_utc": "2026-11-26"}
+    once = ledger.describe_looks("Q3b", {**base, "this_config": 1})
+    twice = ledger.describe_looks("Q3b", {**base, "this_config": 2})
+    assert once.endswith("this one was evaluated 1 time.") and "always" not in once
+    assert twice.endswith("evaluated 2 times, always with the same result (re-runs of the same code).")
+
+
+def test_a_row_that_is_not_a_dict_is_refused_naming_its_type(tmp_path):
+    with pytest.raises(ValueError, match="exactly the keys .*Got list instead"):
+        ledger.append_row([1, 2], tmp_path / "l.csv")
+    with pytest.raises(ValueError, match=r"Got \['seed'\] instead"):
+        ledger.append_row({"seed": 0}, tmp_path / "l.csv")

@@ -681,9 +681,8 @@ def front_page(runs: dict[str, dict], status: dict[str, str], smoke: bool) -> st
         "",
         f"- **Built on:** {info['date']}",
         f"- **Machine:** {'; '.join(machines)}",
-        ("- **Seeds:** `SEED = 0` in every notebook; studies over seeds add 1 and 2 (Q3b and Q4c retrains) or "
-         "1 (Q3b ablation, Q4c controls); the handout's toy figures use `np.random.seed(0)` and `(1)`, as the "
-         "handout does"),
+        ("- **Seeds:** 0 for every single run; studies over seeds use seeds 0, 1 and 2 (0 and 1 for Q4c's tuned "
+         "setting); the handout's toy figures use `np.random.seed(0)` and `(1)`, as the handout does"),
         f"- **Software:** {software_versions(runs)}",
     ]
     if smoke:
