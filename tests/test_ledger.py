@@ -401,3 +401,12 @@ def test_a_row_that_is_not_a_dict_is_refused_naming_its_type(tmp_path):
         ledger.append_row([1, 2], tmp_path / "l.csv")
     with pytest.raises(ValueError, match=r"Got \['seed'\] instead"):
         ledger.append_row({"seed": 0}, tmp_path / "l.csv")
+
+
+def test_a_ledger_with_plain_line_breaks_takes_the_next_row(tmp_path):
+    # a ledger saved by an editor with "\n" line ends (as git may check it out) still takes appends
+    path = tmp_path / "l.csv"
+    ledger.append_row(_row("Q1"), path)
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n"))
+    ledger.append_row(_row("Q2"), path)
+    assert [r["question"] for r in ledger.read_ledger(path)] == ["Q1", "Q2"]
