@@ -616,7 +616,7 @@ def test_report_latex_has_unnumbered_sections_floating_capped_figures_and_kept_h
     preamble, body = tex.split(r"\begin{document}")
     assert r"\setcounter{secnumdepth}{0}" in preamble and r"\raggedbottom" in preamble
     assert r"\section{Q2: backprop}" in body and r"\subsection{Q2a}" in body
-    assert r"\adjustimage{max size={0.9\linewidth}{0.45\paperheight}}" in body and "plot()" not in body
+    assert r"\adjustimage{max size={0.85\linewidth}{0.24\paperheight}}" in body and "plot()" not in body
     # a figure floats (text fills the page where it does not fit), and a heading never sits at a page's foot
     assert r"\begin{figure}[htbp]" in body and r"\newcommand{\amlneedspace}" in preamble
     # with \raggedbottom, a negative penalty before a section or a list would end a page early
