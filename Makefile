@@ -25,11 +25,12 @@ lint: setup
 test-unit: setup
 	$(PY) -m pytest tests
 
-## nbval writes into a temporary run folder seeded with the committed results (never results/ or imgs/)
+## nbval writes into a temporary run folder seeded with the committed results (never results/ or imgs/);
+## a relative AML_DATA_DIR is made absolute here (the kernels start in notebooks/)
 test-notebooks: setup
 	out=$$(mktemp -d /tmp/aml-nbval-XXXXXX) && \
 	  $(PY) -c 'import sys; from aml.runs import seed_run_folder; seed_run_folder(sys.argv[1])' "$$out" && \
-	  AML_SMOKE=1 AML_OUTPUT_DIR="$$out" \
+	  AML_SMOKE=1 AML_OUTPUT_DIR="$$out" $(if $(AML_DATA_DIR),AML_DATA_DIR="$(abspath $(AML_DATA_DIR))") \
 	  $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NOTEBOOKS)
 
 ## a smoke build runs in runs/<stamp>-smoke/ and never promotes; its report goes to a temporary folder
@@ -39,6 +40,7 @@ test-report: setup
 ## make report: execute (in runs/<stamp>/) the notebooks whose cache key changed, with the full budget,
 ## export and check the PDF, then promote: notebooks/, results/, imgs/, the ledger's new rows, report/.
 ## FORCE=1 re-runs every notebook. A failed build promotes nothing and names its run folder.
+## docs/maintaining/build.md has the rules.
 report: setup
 	$(PY) -m tools.report $(if $(filter-out 0,$(FORCE)),--force)
 

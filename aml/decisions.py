@@ -1,16 +1,74 @@
-"""The rules that choose a result, each stated once and tested on hand-made inputs.
+"""The rules that decide results, each stated once and tested on hand-made inputs.
 
-Every choice is made on validation results over seeds, and a difference smaller than the seeds'
-spread is a tie (:func:`aml.metrics.exceeds_noise`, Welch's two-standard-error rule). Each rule
-returns a small frozen record: the choice, the evidence behind it, and ``reason``, one line a
-notebook can print.
+Summaries of repeated runs (:func:`mean_std`, :func:`seed_summary`), when a difference exceeds the seeds'
+noise (:func:`exceeds_noise`, Welch's two-standard-error rule), the choices made with them (:func:`compare`,
+:func:`choose_predictor`, :func:`tested_seed`, :func:`choose_depth`), and
+:func:`check_claim`, the check that follows each claim of the report. Every choice is made on
+selection-split results over seeds; a difference smaller than the seeds' spread is a tie. Each rule
+returns a small frozen record with ``reason``, one line a notebook can print.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
-from ._checks import check_nonneg_float, check_positive_int
-from .metrics import exceeds_noise, mean_std, seed_summary
+import numpy as np
+
+from ._checks import check_nonneg_float, check_positive_float, check_positive_int
+
+
+def _values(name: str, values) -> np.ndarray:
+    values = np.asarray(list(values), dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"The {name!r} parameter must hold at least one number. Got {values.tolist()!r} instead.")
+    return values
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value) of per-seed results."""
+    values = _values("values", values)
+    return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
+def seed_summary(values) -> dict:
+    """``mean``, sample ``std`` (ddof=1), ``n`` and standard error of the mean ``se`` = std / sqrt(n)
+    of one setting's per-seed results (std and se are 0 for a single seed: no estimate of the noise)."""
+    values = _values("values", values)
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "n": values.size, "se": std / math.sqrt(values.size)}
+
+
+def exceeds_noise(a, b, *, z: float = 2.0) -> bool:
+    """Whether the mean results of two settings over seeds differ by more than their seed noise.
+
+    The rule (Welch's two-standard-error rule): with ``n_a``, ``n_b`` seeds and sample variances
+    ``s_a^2``, ``s_b^2`` (ddof=1), the standard error of the difference of the means is
+    ``se = sqrt(s_a^2 / n_a + s_b^2 / n_b)``, and the difference exceeds the noise when
+    ``|mean_a - mean_b| > z * se`` (strictly). ``z = 2`` is about a 95 % two-sided level.
+
+    * With fewer than two seeds on either side there is no estimate of the noise: never (a tie).
+    * With no spread at all (``se == 0``) any difference in the means exceeds it.
+
+    Symmetric in ``a`` and ``b``; it says *whether* they differ, not which is larger.
+    """
+    z = check_positive_float("z", z)
+    a, b = _values("a", a), _values("b", b)
+    if a.size < 2 or b.size < 2:
+        return False
+    se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    return bool(abs(a.mean() - b.mean()) > z * se)
+
+
+def unit_similarity(W1) -> float:
+    """How alike a layer's units are: the mean absolute correlation between the weight vectors of
+    every pair of distinct units, W1 (D, H) holding one unit per column (0: unrelated, 1: all alike)."""
+    W1 = np.asarray(W1, dtype=float)
+    if W1.ndim != 2 or W1.shape[1] < 2:
+        raise ValueError(f"The 'W1' parameter must have shape (D, H) with H >= 2 units. Got {W1.shape} instead.")
+    corr = np.corrcoef(W1.T)                                # (H, H)
+    H = corr.shape[0]
+    return float((np.abs(corr).sum() - np.trace(np.abs(corr))) / (H * (H - 1)))
 
 
 @dataclass(frozen=True)
@@ -158,3 +216,73 @@ def compare(reference, candidate, *, z: float = 2.0) -> str:
     if not exceeds_noise(reference, candidate, z=z):
         return "tie"
     return "better" if mean_std(candidate)[0] > mean_std(reference)[0] else "worse"
+
+class ClaimNotSupported(AssertionError):
+    """A claim of the report is not supported by this run's results."""
+
+
+def check_claim(claim: str, holds: bool, evidence: str, *, enforce: bool = True) -> None:
+    """Raise :class:`ClaimNotSupported` naming ``claim`` and ``evidence`` unless ``holds``.
+
+    Parameters
+    ----------
+    claim : str
+        The sentence of the report, as a reader finds it in the Markdown cell above.
+    holds : bool
+        Whether this run's results support it (computed with the rules of :mod:`aml.decisions`).
+    evidence : str
+        The figures the judgement rests on, for the message.
+    enforce : bool
+        False on a small (smoke) budget, where the full run's claims need not hold.
+    """
+    if not isinstance(claim, str) or not claim.strip():
+        raise ValueError(f"The 'claim' parameter must be the claim's sentence. Got {claim!r} instead.")
+    if enforce and not bool(holds):
+        raise ClaimNotSupported(f"The report claims: {claim!r}, but this run does not support it ({evidence}). "
+                                f"Rewrite the claim or find out why the evidence changed.")
+
+
+@dataclass(frozen=True)
+class LadderRow:
+    """One row of :func:`one_change_ladder`: ``change`` (field -> value, empty for row 0), ``config``
+    (the configuration trained), ``values`` (its per-seed results), ``verdict`` (:func:`compare` against
+    the last kept row; "" for row 0) and whether the change was ``kept``."""
+    label: str
+    change: dict
+    config: object
+    values: tuple
+    verdict: str
+    kept: bool
+
+
+def one_change_ladder(base, steps, run, seeds, *, base_label: str = "the handout's settings",
+                      replace=dataclasses.replace) -> list[LadderRow]:
+    """Add one change at a time to ``base``; keep each change unless it is *worse* beyond the seed noise.
+
+    ``steps``: ``(label, change)`` pairs, a change being a dict of fields or a list of such dicts (a
+    small grid: each is run with ``seeds[0]``, the best is taken, earlier candidates winning ties).
+    ``run(config, seed) -> float`` trains one configuration and returns its selection accuracy. Each
+    row is compared with the last kept row over ``seeds``; a *tie* is kept (each change is a standard
+    remedy whose benefit grows with the budget, so only evidence against it removes it). The last kept
+    row's ``config`` is the chosen configuration.
+    """
+    cache = {}
+
+    def score(config, seed):
+        if (config, seed) not in cache:
+            cache[config, seed] = float(run(config, seed))
+        return cache[config, seed]
+
+    rows = [LadderRow(f"0. {base_label}", {}, base, tuple(score(base, s) for s in seeds), "", True)]
+    kept = rows[0]
+    for i, (label, change) in enumerate(steps, start=1):
+        grid = change if isinstance(change, list) else [change]
+        firsts = [score(replace(kept.config, **c), seeds[0]) for c in grid]
+        change = grid[max(range(len(grid)), key=lambda k: (firsts[k], -k))]
+        config = replace(kept.config, **change)
+        values = tuple(score(config, s) for s in seeds)
+        verdict = compare(kept.values, values)
+        row = LadderRow(f"{i}. {label}", dict(change), config, values, verdict, verdict != "worse")
+        rows.append(row)
+        kept = row if row.kept else kept
+    return rows

@@ -1,8 +1,5 @@
-"""Input transforms for the NumPy net: global scaling and PCA (optionally whitened), and the
-:class:`Preprocessor` that applies the one a config asks for.
-
-Shapes: N samples, D input features, K kept components.
-"""
+"""Input transforms fitted on training rows X (N, D): PCA (K kept components, optionally whitened), ZCA
+whitening (all D, rotated back to pixel space) for the MLP's inputs (:func:`aml.mlp.zca_splits`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,92 +8,55 @@ from ._checks import check_nonneg_float, check_positive_int, check_X
 
 
 class PCA:
-    """Project centred data onto its top ``num_components`` principal directions.
+    """Project centred rows onto their top ``num_components`` principal directions (all D if None).
 
-    With ``whiten=True`` each component is divided by sqrt(variance + eps), so all of them have
-    (about) unit variance; ``eps`` keeps the tiny, noisy components from being blown up.
+    With ``whiten=True`` each component is divided by sqrt(variance + eps), so all have (about) unit
+    variance; ``eps`` keeps the tiny, noisy components from being blown up. Attributes (after
+    :meth:`fit`): ``mean_`` (D,), ``components_`` (D, K), ``variances_`` (K,)."""
 
-    Attributes (after :meth:`fit`): ``mean_`` (D,), ``components_`` (D, K), ``variances_`` (K,).
-    """
-
-    def __init__(self, num_components: int, *, whiten: bool = False, eps: float = 0.0):
-        self.num_components = check_positive_int("num_components", num_components)
-        self.whiten = bool(whiten)
-        self.eps = check_nonneg_float("eps", eps)
+    def __init__(self, num_components: int | None, *, whiten: bool = False, eps: float = 0.0):
+        self.num_components = None if num_components is None else check_positive_int("num_components", num_components)
+        self.whiten, self.eps = bool(whiten), check_nonneg_float("eps", eps)
 
     def fit(self, X: np.ndarray, *, max_samples: int | None = 20000, seed=0) -> "PCA":
-        """Estimate the directions from (at most ``max_samples`` random) rows of X (N, D)."""
+        """Estimate the directions from (at most ``max_samples`` random) rows of X (N, D), in float64."""
         X = check_X(X)
-        if X.shape[0] < 2:
-            raise ValueError(f"The 'X' parameter must have at least 2 rows to estimate a covariance. "
-                             f"Got {X.shape[0]} instead.")
-        limit = min(X.shape[0] if max_samples is None else min(X.shape[0], max_samples), X.shape[1])
-        if self.num_components > limit:
-            raise ValueError(f"The 'num_components' parameter must be at most min(N, D) = {limit} (N rows used, "
-                             f"D features). Got {self.num_components} instead.")
-        if max_samples is not None and X.shape[0] > max_samples:
-            X = X[np.sort(np.random.default_rng(seed).choice(X.shape[0], max_samples, replace=False))]
-        X = X.astype(np.float64)
-        self.mean_ = X.mean(axis=0)
-        Xc = X - self.mean_
-        n = max(X.shape[0] - 1, 1)
-        if X.shape[0] < X.shape[1]:                                    # few samples: SVD of the data
-            _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
-            variances, vectors = s ** 2 / n, Vt.T                      # descending
-        else:                                                          # eigen-decomposition of (D, D) covariance
-            variances, vectors = np.linalg.eigh(Xc.T @ Xc / n)         # ascending
-            variances, vectors = variances[::-1], vectors[:, ::-1]
-        k = self.num_components
-        self.variances_ = np.maximum(variances[:k], 0.0)
-        # numerically zero, as numpy.linalg.matrix_rank judges it: below max variance * max(N, D) * machine eps
-        rank_tol = (variances.max() if variances.size else 0.0) * max(X.shape) * np.finfo(np.float64).eps
-        if self.whiten and self.eps == 0 and not (self.variances_ > rank_tol).all():
-            raise ValueError(f"Whitening with eps=0 divides by zero: {int((self.variances_ <= rank_tol).sum())} of the "
-                             f"{k} kept components have zero variance (rank-deficient data). Use eps > 0 or "
-                             "fewer components.")
-        self.components_ = vectors[:, :k]                              # (D, K)
+        if max_samples is not None and len(X) > max_samples:
+            X = X[np.sort(np.random.default_rng(seed).choice(len(X), max_samples, replace=False))]
+        K = self.num_components or X.shape[1]                        # None: all D directions, whatever N
+        if len(X) < 2 or K > min(X.shape) and self.num_components:
+            raise ValueError(f"The 'num_components' parameter must be at most min(N, D) = {min(X.shape)} for X of at "
+                             f"least 2 rows (N rows used, D features). Got {K} for X of shape {X.shape} instead.")
+        self.mean_ = X.mean(axis=0, dtype=np.float64)
+        Xc = X - self.mean_                                                     # (N, D) float64
+        variances, vectors = np.linalg.eigh(Xc.T @ Xc / (len(X) - 1))          # ascending
+        self.variances_, self.components_ = np.maximum(variances[::-1][:K], 0.0), vectors[:, ::-1][:, :K]
+        zero = self.variances_ <= variances.max() * max(X.shape) * np.finfo(np.float64).eps   # as matrix_rank judges
+        if self.whiten and self.eps == 0 and zero.any():
+            raise ValueError(f"Whitening with eps=0 divides by zero: {int(zero.sum())} of the {K} kept components "
+                             "have zero variance (rank-deficient data). Use eps > 0 or fewer components.")
         return self
 
-    def _projection(self, dtype) -> np.ndarray:
-        P = self.components_
-        if self.whiten:
-            P = P / np.sqrt(self.variances_ + self.eps)
+    def projection(self, dtype=np.float64) -> np.ndarray:
+        """P (D, K) with ``transform(X) = (X - mean_) @ P``."""
+        if not hasattr(self, "components_"):
+            raise RuntimeError(f"{type(self).__name__} used before fit.")
+        P = self.components_ / np.sqrt(self.variances_ + self.eps) if self.whiten else self.components_
         return P.astype(dtype)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """(N, D) -> (N, K), in X's dtype."""
-        if not hasattr(self, "components_"):
-            raise RuntimeError("PCA.transform called before fit.")
-        X = check_X(X, num_features=self.components_.shape[0])
-        return (X - self.mean_.astype(X.dtype)) @ self._projection(X.dtype)
-
-    def inverse_weights(self, W: np.ndarray) -> np.ndarray:
-        """Map first-layer weights (K, H) that act on PCA features back to pixel space (D, H).
-
-        For z = transform(x) @ W = (x - mean) @ (P @ W), the pixel-space weights are P @ W.
-        """
-        return self._projection(np.float64) @ W
+        P = self.projection()
+        X = check_X(X, num_features=P.shape[0])
+        return (X - self.mean_.astype(X.dtype)) @ P.astype(X.dtype)
 
 
-class Preprocessor:
-    """The input transform of a config, fitted on the training split (already mean-centred)."""
+class ZCA(PCA):
+    """Whitening of all D directions rotated back, ``P = U diag(1 / sqrt(lambda + eps)) U^T`` (D, D): whitened
+    images still look like images, and fitted on images and their mirrors it commutes with the flip."""
 
-    def __init__(self, config):
-        self.config = config
-        self.scale = 1.0
-        self.pca: PCA | None = None
+    def __init__(self, *, eps: float):
+        super().__init__(None, whiten=True, eps=eps)
 
-    def fit(self, X_train: np.ndarray) -> "Preprocessor":
-        if self.config.preprocess in ("scale", "pca"):
-            self.scale = float(X_train.std())
-        if self.config.preprocess == "pca":
-            self.pca = PCA(self.config.pca_components, whiten=True, eps=1.0).fit(X_train / self.scale)
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        Z = X / X.dtype.type(self.scale) if self.scale != 1.0 else X
-        return self.pca.transform(Z) if self.pca is not None else Z
-
-    def pixel_weights(self, W1: np.ndarray) -> np.ndarray:
-        """First-layer weights (D', H) mapped back to pixel space (3072, H), for pictures."""
-        return self.pca.inverse_weights(W1) if self.pca is not None else W1
+    def projection(self, dtype=np.float64) -> np.ndarray:
+        return (super().projection() @ self.components_.T).astype(dtype)

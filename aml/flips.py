@@ -1,5 +1,4 @@
-"""Horizontal flips, the one home of every flip: of images, as training augmentation (on pixels or on
-transformed features), and as test-time averaging.
+"""Horizontal flips, the one home of every flip: of images, as training augmentation, and as test-time averaging.
 
 Images are HWC-flattened 32x32x3 rows (N, 3072), possibly centred and scaled (flipping commutes with
 both, since the mean image is subtracted before and the scale is global).
@@ -8,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_X
 from .data import IMAGE_SHAPE
 
 
@@ -33,29 +31,14 @@ def random_hflip(X_batch: np.ndarray, idx: np.ndarray, rng: np.random.Generator)
     return out
 
 
-class FlipFromTable:
-    """Solver augmentation for transformed inputs (e.g. PCA features, which cannot be mirrored
-    themselves): with probability 1/2 a training row is replaced by the same transform of its
-    mirrored image, precomputed in ``X_flipped`` (N, K).
 
-    Call as ``augment(X_batch, batch_indices, rng)`` (the signature :func:`aml.train` expects).
-    """
-
-    def __init__(self, X_flipped: np.ndarray):
-        self.X_flipped = check_X(X_flipped, name="X_flipped")
-
-    def __call__(self, X_batch: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        flip = _flip_mask(X_batch.shape[0], rng)
-        out = X_batch.copy()
-        out[flip] = self.X_flipped[idx[flip]]
-        return out
+def flip_averaged_scores(model, X: np.ndarray, transform=None) -> np.ndarray:
+    """Mean scores (N, C) of each image X (N, 3072) and of its mirror image (test-time flips), each
+    passed through ``transform`` (the run's input transform) first when given."""
+    transform = transform or (lambda Z: Z)
+    return 0.5 * (model.scores(transform(X)) + model.scores(transform(hflip_images(X))))
 
 
-def flip_averaged_scores(model, X: np.ndarray) -> np.ndarray:
-    """Mean scores (N, C) of each image and of its mirror image (test-time augmentation)."""
-    return 0.5 * (model.scores(X) + model.scores(hflip_images(X)))
-
-
-def flip_averaged_predict(model, X: np.ndarray) -> np.ndarray:
+def flip_averaged_predict(model, X: np.ndarray, transform=None) -> np.ndarray:
     """Labels (N,) from :func:`flip_averaged_scores`."""
-    return np.argmax(flip_averaged_scores(model, X), axis=1)
+    return np.argmax(flip_averaged_scores(model, X, transform), axis=1)

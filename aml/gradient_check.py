@@ -1,4 +1,4 @@
-"""Numerical gradients by centred differences, and the relative error used to compare them."""
+"""Gradient checking: centred differences, a ``torch.autograd`` oracle, and the relative error between them."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,35 +19,32 @@ def rel_error(x, y) -> float:
 def eval_numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
     """Centred-difference gradient of the scalar ``f`` at ``x``: (f(x + h e_i) - f(x - h e_i)) / 2h.
 
-    ``x`` is perturbed in place, one entry at a time, and restored afterwards, so ``f`` may close
-    over it (as with a network's parameter array); the entry is restored even if ``f`` raises.
-    Use float64: in float32 the differences are
-    dominated by rounding.
+    ``x`` is perturbed in place, one entry at a time, and restored (even if ``f`` raises), so ``f``
+    may close over it, as over a network's parameter array. Use float64: in float32 the differences
+    are dominated by rounding. Returns a float64 array shaped like ``x``.
     """
     h = check_positive_float("h", h)
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"The 'x' parameter must be a float numpy.ndarray. Got {type(x).__name__} instead.")
     grad = np.zeros_like(x, dtype=np.float64)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
+    for i in np.ndindex(x.shape):
         old = x[i].copy()
         try:
             x[i] = old + h
             f_plus = f(x)
             x[i] = old - h
             f_minus = f(x)
-        finally:                 # restore even when f raises (Ctrl-C included)
+        finally:
             x[i] = old
         grad[i] = (f_plus - f_minus) / (2 * h)
     return grad
 
 
 def numerical_gradients(model, X, y, reg=0.0, h=1e-5, *, dropout_seed=None) -> dict[str, np.ndarray]:
-    """Centred-difference gradient of ``model.loss`` w.r.t. every parameter (dict shaped like params).
+    """Centred differences of ``model.loss`` w.r.t. every parameter (a dict shaped like ``params``).
 
-    With ``dropout_seed`` every loss evaluation draws the same dropout mask (a fresh generator
-    seeded alike), so a dropout backward pass can be checked too.
+    With ``dropout_seed`` every loss evaluation draws the same dropout mask (a fresh generator seeded
+    alike), so a dropout backward pass can be checked too.
     """
     def loss(_):
         rng = None if dropout_seed is None else np.random.default_rng(dropout_seed)
@@ -57,7 +54,7 @@ def numerical_gradients(model, X, y, reg=0.0, h=1e-5, *, dropout_seed=None) -> d
 
 
 def check_model_gradients(model, X, y, reg=0.0, h=1e-5, *, dropout_seed=None) -> dict[str, float]:
-    """Relative error between ``model.loss``'s analytic gradients and centred differences, per param."""
+    """Relative error between ``model.loss``'s analytic gradients and centred differences, per parameter."""
     rng = None if dropout_seed is None else np.random.default_rng(dropout_seed)
     _, grads = model.loss(X, y, reg=reg, rng=rng)
     numeric = numerical_gradients(model, X, y, reg, h, dropout_seed=dropout_seed)
@@ -65,11 +62,9 @@ def check_model_gradients(model, X, y, reg=0.0, h=1e-5, *, dropout_seed=None) ->
 
 
 def torch_gradients(params: dict, X, y, reg=0.0) -> dict[str, np.ndarray]:
-    """The two-layer net's loss J~ built in torch (float64) and differentiated by autograd.
-
-    Returns the gradients of J~ w.r.t. ``W1``, ``b1``, ``W2``, ``b2`` and of the unregularised J
-    w.r.t. the scores ``z3`` (N, C): an oracle independent of any hand-written backward pass.
-    """
+    """The two-layer net's J~ built in torch (float64) and differentiated by autograd: the gradients
+    w.r.t. ``W1``, ``b1``, ``W2``, ``b2``, and of J (without the L2 term) w.r.t. the scores ``z3`` (N, C).
+    An oracle independent of any hand-written backward pass."""
     import torch
 
     t = {k: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in params.items()}
@@ -80,30 +75,19 @@ def torch_gradients(params: dict, X, y, reg=0.0) -> dict[str, np.ndarray]:
     return {"z3": z3.grad.numpy(), **{k: v.grad.numpy() for k, v in t.items()}}
 
 
-def assert_gradient_matches(name: str, formula: np.ndarray, tol: float = 1e-8, **references) -> dict[str, float]:
-    """Assert that ``formula`` agrees with every reference array to relative error below ``tol``.
-
-    Returns {reference name: relative error}; raises AssertionError naming the failing reference.
-    """
-    errors = {ref: rel_error(formula, np.asarray(value)) for ref, value in references.items()}
-    bad = {ref: err for ref, err in errors.items() if not err < tol}
-    if bad:
-        raise AssertionError(f"{name}: the formula disagrees with {sorted(bad)} "
-                             f"(relative errors {bad}, tolerance {tol}).")
-    return errors
-
-
 def formula_errors(name: str, formula: np.ndarray, *, exact: dict | None = None, numeric: dict | None = None,
                    tol: float = 1e-8, numeric_tol: float = 1e-6) -> list[dict]:
-    """Assert a hand-derived gradient against exact references (another analytic backward pass,
-    ``torch.autograd``: relative error < ``tol``) and numeric ones (finite differences:
-    < ``numeric_tol``, since centred differences carry ~1e-10 absolute error, which is a large
-    relative error on entries near zero). Returns one row per reference: ``quantity``, ``reference``,
-    ``error`` (the relative error) and ``bound``.
-    """
-    exact_errors = assert_gradient_matches(name, formula, tol, **(exact or {}))
-    numeric_errors = assert_gradient_matches(name, formula, numeric_tol, **(numeric or {}))
-    return [*({"quantity": name, "reference": ref, "error": err, "bound": tol} for ref, err in exact_errors.items()),
-            *({"quantity": name, "reference": ref, "error": err, "bound": numeric_tol}
-              for ref, err in numeric_errors.items())]
+    """Assert a hand-derived gradient ``formula`` against references and return one row per reference
+    (``quantity``, ``reference``, ``error``: the relative error, ``bound``).
 
+    ``exact`` references (another analytic backward pass, ``torch.autograd``) must agree to below
+    ``tol``; ``numeric`` ones (finite differences) to below ``numeric_tol``, since centred differences
+    carry ~1e-10 absolute error, a large relative error on entries near zero. ``AssertionError``
+    names the references that disagree.
+    """
+    rows = [{"quantity": name, "reference": ref, "error": rel_error(formula, value), "bound": bound}
+            for refs, bound in ((exact or {}, tol), (numeric or {}, numeric_tol)) for ref, value in refs.items()]
+    bad = {r["reference"]: r["error"] for r in rows if not r["error"] < r["bound"]}
+    if bad:
+        raise AssertionError(f"{name}: the formula disagrees with {sorted(bad)} (relative errors {bad}).")
+    return rows

@@ -1,13 +1,16 @@
-"""Figures of the notebooks. Each function draws one figure, saves it as a PNG in ``imgs/`` and
-returns it; notebooks show it inline. Nothing here computes a result."""
+"""Figures and tables of the notebooks. Each plot function draws one figure, saves it as a PNG in
+``imgs/`` and returns it; :class:`Table` shows a DataFrame as Markdown in a notebook and as a booktabs
+table in the PDF. Nothing here computes a result."""
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
+import pandas as pd
 
 from .runs import atomic_path, imgs_dir
 
@@ -40,17 +43,11 @@ def _integer_epochs(ax) -> None:
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
 
-def _style_handles():
-    """Legend entries that say which line style is train (dashed) and which validation (solid)."""
-    from matplotlib.lines import Line2D
-    return [Line2D([], [], color="0.3", ls="--", lw=1.2, label="train"),
-            Line2D([], [], color="0.3", ls="-", lw=2, label="validation")]
-
 
 def relu_heaviside(name="relu_heaviside"):
     """ReLU(z) and its derivative, the Heaviside step Θ(z) (taken as 0 at z = 0)."""
     z = np.linspace(-3, 3, 601)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+    fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.2))
     axes[0].plot(z, np.maximum(z, 0), lw=2)
     axes[0].set(title="ReLU(z) = max(0, z)", xlabel="z")
     axes[1].plot(z[z < 0], np.zeros((z < 0).sum()), lw=2, color="C1")
@@ -66,7 +63,7 @@ def relu_heaviside(name="relu_heaviside"):
 def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, logy=False, target=None):
     """Loss per iteration (and a moving average over ``smooth`` iterations if > 1); ``target`` draws a
     dotted reference line at that loss."""
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(5.2, 2.6))
     if target is not None:
         ax.axhline(target, color="C3", ls=":", lw=1.5, label=f"target {target:g}")
     loss_history = np.asarray(loss_history)
@@ -90,7 +87,7 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     partial last epoch is drawn where it ended). Train is blue, validation orange; each legend entry
     is drawn as its line is. The loss axis is logarithmic when the largest loss exceeds three times the
     median (a large start, such as an L2 term at initialisation, would flatten the rest)."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.1))
+    fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.5))
     loss = np.asarray(history["loss_history"], dtype=float)
     per_epoch = history["iterations_per_epoch"]
     x = np.arange(1, len(loss) + 1) / per_epoch
@@ -148,168 +145,10 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     return fig
 
 
-def class_samples(images: np.ndarray, labels: np.ndarray, class_names, name: str, *, per_class: int = 6, seed=0):
-    """A grid of ``per_class`` random uint8 images (N, 32, 32, 3) of each class, one column a class."""
-    rng = np.random.default_rng(seed)
-    C = len(class_names)
-    fig, axes = plt.subplots(per_class, C, figsize=(C * 0.85, per_class * 0.75 + 0.4), dpi=80)
-    for c in range(C):
-        idx = rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
-        for r, i in enumerate(idx):
-            axes[r, c].imshow(images[i])
-            axes[r, c].set_axis_off()
-        axes[0, c].set_title(class_names[c], fontsize=8)
-    fig.tight_layout(pad=0.2)
-    save(fig, name)
-    return fig
 
 
-def accuracy_curves(panels: dict[str, dict[str, dict]], name: str, *, title: str = ""):
-    """Train (dashed) and validation (solid) accuracy per epoch of labelled histories, one panel per
-    entry of ``panels`` ({panel title: {label: history}}), side by side with a shared y axis, so that
-    they do not hide each other. A label has the same colour in every panel; one legend below."""
-    from matplotlib.lines import Line2D
-    labels = list(dict.fromkeys(label for curves in panels.values() for label in curves))
-    colour = {label: f"C{i}" for i, label in enumerate(labels)}
-    n = max(1, len(panels))
-    fig, axes = plt.subplots(1, n, figsize=(2.9 * n if n > 1 else 6, 3.2), sharey=True, squeeze=False)
-    for ax, (panel, curves) in zip(axes[0], panels.items()):
-        for label, h in curves.items():
-            epochs = np.asarray(h["epoch_history"], dtype=float)
-            ax.plot(epochs, h["train_acc_history"], "--", color=colour[label], lw=1.2)
-            ax.plot(epochs, h["val_acc_history"], "-", color=colour[label], lw=2)
-        ax.set(xlabel="epoch", title=panel)
-        _integer_epochs(ax)
-    axes[0][0].set(ylabel="accuracy")
-    handles = [Line2D([], [], color=colour[label], lw=2, label=label) for label in labels] + _style_handles()
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
-    save(fig, name)
-    return fig
 
 
-def layer_scales(stats: dict[str, dict[str, list]], name: str, *, title=""):
-    """Per-layer std of activations and of weight gradients (log scale), one line per network."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.1))
-    for i, (label, s) in enumerate(stats.items()):
-        axes[0].plot(range(1, len(s["activation_std"]) + 1), s["activation_std"], "o-", color=f"C{i}", label=label)
-        axes[1].plot(range(1, len(s["grad_std"]) + 1), s["grad_std"], "o-", color=f"C{i}", label=label)
-    for ax in axes:
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axes[0].set(yscale="log", xlabel="Linear layer", title="std of the layer's output")
-    axes[1].set(yscale="log", xlabel="Linear layer", title="std of dLoss/dW")
-    axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save(fig, name)
-    return fig
-
-
-def search_history(table, name: str, *, title: str = ""):
-    """An Optuna study's trials (``aml.search.trials_table``): the selection accuracy each complete or
-    pruned trial last reported and the best complete value so far (left), and the epochs each trial
-    reached before it stopped (right). Failed trials have no accuracy: they are drawn apart, as marks
-    in a strip under the accuracies, never as a value of 0. The legend sits below the panels."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.3))
-    colours = {"COMPLETE": "C0", "PRUNED": "C7", "FAIL": "C3"}
-    strip = axes[0].get_xaxis_transform()   # x in trials, y in axes fractions
-    handles = []
-    for state, colour in colours.items():
-        part = table[table["state"] == state]
-        label = f"{state.lower()} ({len(part)})"
-        if state == "FAIL":
-            handles.append(axes[0].scatter(part["number"], np.full(len(part), 0.04), transform=strip, marker="x",
-                                           s=30, color=colour, label=label, clip_on=False))
-        else:
-            handles.append(axes[0].scatter(part["number"], part["value"], s=25, color=colour, label=label))
-        axes[1].scatter(part["number"], part["epochs"], s=25, color=colour, marker="x" if state == "FAIL" else "o")
-    done = table[table["state"] == "COMPLETE"].sort_values("number")
-    if len(done):
-        handles += axes[0].step(done["number"], done["value"].cummax(), where="post", color="C1",
-                                label="best complete so far")
-    axes[0].set(xlabel="trial", ylabel="selection accuracy", title="Trials (last epoch reported)")
-    axes[1].set(xlabel="trial", ylabel="epochs trained", title="Budget spent (successive halving)")
-    for ax in axes:
-        _integer_epochs(ax)
-    axes[1].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    save(fig, name)
-    return fig
-
-
-def param_importances(importances: dict[str, float], name: str, *, title: str = "Which hyper-parameters mattered"):
-    """Horizontal bars of hyper-parameter importances (fractions of the explained variance)."""
-    items = sorted(importances.items(), key=lambda kv: kv[1])
-    fig, ax = plt.subplots(figsize=(4.8, 0.28 * len(items) + 1))
-    ax.barh([k for k, _ in items], [v for _, v in items], color="C0")
-    ax.set(xlabel="importance (PED-ANOVA)", title=title)
-    fig.tight_layout()
-    save(fig, name)
-    return fig
-
-
-def confusion_matrix(matrix: np.ndarray, class_names, name: str, *, title: str = ""):
-    """A (C, C) confusion matrix (rows: true class, columns: predicted), each row normalised to 1."""
-    matrix = np.asarray(matrix, dtype=float)
-    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(5.0, 4.2))
-    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(class_names)):
-        for j in range(len(class_names)):
-            ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                    color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    ax.grid(False)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    save(fig, name)
-    return fig
-
-
-def misclassified(images: np.ndarray, true, pred, class_names, name: str, *, ncols: int = 6, title: str = ""):
-    """uint8 images (n, 32, 32, 3), each titled "true / predicted"."""
-    n = len(images)
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.15, nrows * 1.35), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if k < n:
-            ax.imshow(images[k])
-            ax.set_title(f"{class_names[true[k]]}\n→ {class_names[pred[k]]}", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save(fig, name)
-    return fig
-
-
-def depth_effect(summary, name: str, *, title: str = ""):
-    """Final validation accuracy against depth, one line per setting, error bars one standard
-    deviation over seeds. ``summary``: rows of :func:`aml.mlp.depth_study.summarise` (``setting``,
-    ``depth``, ``seeds``, ``val_mean``, ``val_std``)."""
-    rows = list(summary)
-    settings = list(dict.fromkeys(r["setting"] for r in rows))
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    for i, setting in enumerate(settings):
-        mine = sorted((r for r in rows if r["setting"] == setting), key=lambda r: r["depth"])
-        seeds = sorted({r["seeds"] for r in mine})
-        ax.errorbar([r["depth"] + 0.04 * (i - (len(settings) - 1) / 2) for r in mine], [r["val_mean"] for r in mine],
-                    yerr=[r["val_std"] for r in mine], fmt="o-", capsize=3, lw=1.8, color=f"C{i}",
-                    label=f"{setting} ({'/'.join(map(str, seeds))} seeds)")
-    ax.set(xlabel="depth (Linear layers)", ylabel="validation accuracy", title=title)
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    save(fig, name)
-    return fig
 
 
 def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50):
@@ -319,7 +158,7 @@ def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50):
     reg = np.asarray(history["reg_loss_history"], dtype=float)
     data = np.asarray(history["loss_history"], dtype=float) - reg
     x = np.arange(1, len(data) + 1) / history["iterations_per_epoch"]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.1))
+    fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.5))
     axes[0].plot(x, data, lw=0.8, alpha=0.35, color="C0", label="each minibatch")
     if len(data) > smooth > 1:
         axes[0].plot(x[smooth - 1:], np.convolve(data, np.ones(smooth) / smooth, "valid"), lw=2, color="C0",
@@ -335,3 +174,98 @@ def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50):
     fig.tight_layout()
     save(fig, name)
     return fig
+
+
+def depth_effect(frame, name: str, *, title: str = ""):
+    """Accuracy against depth, one line per (setting, measure), error bars one standard deviation over
+    seeds. ``frame``: rows with ``setting``, ``measure`` ("train" or "validation"), ``depth``, ``mean``,
+    ``std``; train is dashed, validation solid, one colour per setting."""
+    frame = pd.DataFrame(frame)
+    fig, ax = plt.subplots(figsize=(6.4, 2.6))
+    for i, setting in enumerate(dict.fromkeys(frame["setting"])):
+        for measure, style in (("train", "--"), ("validation", "-")):
+            rows = frame[(frame["setting"] == setting) & (frame["measure"] == measure)].sort_values("depth")
+            if len(rows):
+                ax.errorbar(rows["depth"] + 0.03 * i, rows["mean"], yerr=rows["std"], fmt="o" + style, capsize=3,
+                            lw=1.6, color=f"C{i}", label=f"{setting}, {measure}")
+    ax.set(xlabel="depth (Linear layers)", ylabel="accuracy", title=title)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
+
+
+
+def _cell(value, fmt: str | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if fmt and isinstance(value, numbers.Number) and not isinstance(value, bool):
+        return format(value, fmt)
+    return str(value)
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
+        text = text.replace(a, b)
+    return text
+
+
+class Table:
+    """A DataFrame (or anything ``pd.DataFrame`` takes, such as a list of dicts) shown with its
+    column names as headers and ``formats`` applied to the named columns.
+
+    Parameters
+    ----------
+    data : DataFrame or list of dict
+        The rows; its index is not shown.
+    formats : dict, optional
+        Column name -> format spec for that column's numbers (booleans and text are left as they are).
+    """
+
+    def __init__(self, data, formats: dict[str, str] | None = None):
+        frame = pd.DataFrame(data).reset_index(drop=True)
+        if frame.empty:
+            raise ValueError("The 'data' parameter must hold at least one row. Got an empty table instead.")
+        formats = dict(formats or {})
+        unknown = sorted(set(formats) - set(frame.columns))
+        if unknown:
+            raise ValueError(f"The 'formats' parameter names columns {unknown} that the table does not have "
+                             f"(columns: {list(frame.columns)}).")
+        self.frame = frame
+        self.heads = [str(c) for c in frame.columns]
+        self.body = [[_cell(v, formats.get(c)) for c, v in zip(frame.columns, row)]
+                     for row in frame.itertuples(index=False, name=None)]
+
+    def _repr_markdown_(self) -> str:
+        lines = ["| " + " | ".join(self.heads) + " |", "|" + "|".join("---" for _ in self.heads) + "|"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in self.body]
+        return "\n".join(lines)
+
+    def _repr_latex_(self) -> str:
+        def numeric(j):
+            return all(c.replace(".", "", 1).replace("-", "", 1).replace("+", "").replace("e", "", 1).isdigit()
+                       for c in (row[j] for row in self.body) if c)
+        spec = "".join("r" if numeric(j) else "l" for j in range(len(self.heads)))
+        lines = [r"\begin{center}\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+                 " & ".join(_latex_escape(h) for h in self.heads) + r" \\", r"\midrule"]
+        lines += [" & ".join(_latex_escape(c) for c in cells) + r" \\" for cells in self.body]
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{center}"]
+        return "\n".join(lines)
+
+
+def source_code(obj) -> str:
+    """The source of a function or class without its docstrings: the code a notebook shows."""
+    import ast
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(obj))
+    lines = source.splitlines()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            lines[body[0].lineno - 1:body[0].end_lineno] = [None] * (body[0].end_lineno - body[0].lineno + 1)
+    return "\n".join(line for line in lines if line is not None)

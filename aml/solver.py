@@ -1,97 +1,69 @@
-"""Minibatch stochastic gradient descent for any model that follows the contract below.
+"""Minibatch stochastic gradient descent for any model that follows this contract:
 
-Model contract
---------------
-``model.params``
-    dict name -> ndarray; updated in place.
-``model.loss(X, y, reg, rng=None)``
-    returns ``(loss, grads)`` with ``grads.keys() == params.keys()`` and each gradient shaped like
-    its parameter; ``rng`` (a ``numpy.random.Generator``) is the source of any training-time
-    randomness such as dropout.
-``model.predict(X)``
-    returns (N,) integer labels.
-``model.loss_terms`` (optional)
-    ``(data_loss, reg_loss)`` of the last ``loss`` call; the history records the second per iteration
-    (``reg_loss_history``, NaN for a model without it), so the L2 term can be drawn apart from J.
+* ``model.params``: dict name -> ndarray; the solver replaces each entry with its updated array.
+* ``model.loss(X, y, reg, rng=None)`` -> ``(loss, grads)``, ``grads.keys() == params.keys()``, each
+  gradient shaped like its parameter; ``rng`` (a Generator) drives training-time randomness (dropout).
+* ``model.predict(X)`` -> (N,) integer labels.
+* optionally ``model.reg_loss``: the L2 term of the last ``loss`` call (``reg_loss_history``).
 
-Iterations and epochs are different things here. An iteration is one minibatch update. An epoch
-is ``max(N // batch_size, 1)`` iterations; at the end of each one (and after the last iteration)
-the train and validation accuracies are recorded. With ``sampling="replacement"`` (the handout's)
-each minibatch is drawn with replacement, independently; with ``sampling="epoch"`` each epoch is
-one pass over a fresh permutation of the training set.
-
-The loop below only calls small functions: :func:`minibatch_indices` (which rows),
-:func:`learning_rate_at` (the learning rate of iteration t), an update rule of :mod:`aml.optim`,
-:func:`aml.training.check_divergence`, and the epoch record (:class:`aml.training.History`, whose
-"val" is the ``X_val, y_val`` given here, and :class:`aml.training.BestEpoch`).
-
-All randomness (minibatches, dropout, augmentation, the train-accuracy subset) comes from one
-``seed`` (an int or a ``numpy.random.Generator``). The handout's global-generator behaviour
-(``seed=None``) lives in :meth:`aml.TwoLayerNet.train` only.
+An iteration is one minibatch update (:func:`sgd_step`). An epoch is ``max(N // batch_size, 1)``
+iterations; after each one (and after the last iteration) the train and validation accuracies are
+recorded. ``sampling="replacement"`` (the handout's) draws each minibatch with replacement;
+``sampling="epoch"`` walks a fresh permutation of the training set each epoch. All randomness comes
+from one ``seed``; the handout's global-generator behaviour lives in :meth:`aml.TwoLayerNet.train` only.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from . import _checks as checks
 from . import optim
-from ._checks import (
-    check_bool,
-    check_choice,
-    check_interval,
-    check_labels,
-    check_nonneg_float,
-    check_positive_float,
-    check_positive_int,
-    check_seed,
-    check_X,
-    check_y,
-)
+from ._checks import check_fields, check_positive_int, check_seed, check_X, check_y
 from .training import BestEpoch, History, check_divergence, diverged
 
-Augment = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
-EpochCallback = Callable[[int, History], None]
+#: What each field of :class:`SGDConfig` may hold, checked in one place.
+SGD_CONSTRAINTS = {
+    "learning_rate": checks.check_positive_float,
+    "learning_rate_decay": partial(checks.check_interval, low=0.0, high=1.0, closed_low=False, closed_high=True),
+    "reg": checks.check_nonneg_float,
+    "num_iters": checks.check_positive_int,
+    "num_epochs": checks.optional(checks.check_positive_int),
+    "batch_size": checks.check_positive_int,
+    "momentum": partial(checks.check_interval, low=0.0, high=1.0),
+    "nesterov": checks.check_bool,
+    "sampling": partial(checks.check_choice, choices=("replacement", "epoch")),
+    "lr_schedule": partial(checks.check_choice, choices=("step", "cosine")),
+    "keep_best": checks.check_bool,
+    "num_train_acc": checks.check_positive_int,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
 class SGDConfig:
-    """Every hyper-parameter of :func:`train`, declared, defaulted and validated here only.
+    """Every hyper-parameter of :func:`train`: the one home of the solver's defaults (their ranges
+    are :data:`SGD_CONSTRAINTS`).
 
-    The defaults are those of the handout's ``TwoLayerNet.train``.
-
-    Attributes
-    ----------
-    learning_rate : float > 0
-    learning_rate_decay : float in (0, 1]
-        Per-epoch factor of the ``"step"`` schedule (the handout's 0.95); unused by ``"cosine"``.
-    reg : float >= 0
-        L2 strength lambda passed to ``model.loss``.
-    num_iters : int > 0
-        Number of minibatch updates (unless ``num_epochs`` is set).
-    num_epochs : int > 0 or None
-        If set, overrides ``num_iters``: this many epochs of ``max(N // batch_size, 1)`` iterations.
-    batch_size : int > 0
-    momentum : float in [0, 1)
-        0 is plain SGD; otherwise classical momentum, or Nesterov's with ``nesterov=True``.
-    nesterov : bool
-    sampling : {"replacement", "epoch"}
-    lr_schedule : {"step", "cosine"}
-        ``"step"``: ``learning_rate * learning_rate_decay ** epoch``; ``"cosine"``: anneal from
-        ``learning_rate`` to 0 over the run.
-    keep_best : bool
-        Restore, at the end, the parameters of the epoch with the best validation accuracy.
-    num_train_acc : int > 0
-        Size of the fixed random training subset on which train accuracy is measured each epoch.
+    The defaults are the handout's CIFAR-10 call, ``net.train(..., num_iters=1000, batch_size=200,
+    learning_rate=1e-4, learning_rate_decay=0.95, reg=0.25)``, plain SGD; its toy call passes its own
+    ``learning_rate=1e-1, reg=5e-6, num_iters=100``. ``reg`` is lambda of ``model.loss``;
+    ``num_epochs``, if set, replaces ``num_iters`` by that many epochs; ``momentum`` 0 is plain SGD,
+    else classical momentum or, with ``nesterov``, Nesterov's; ``lr_schedule`` is ``"step"``
+    (``learning_rate * learning_rate_decay ** epoch``) or ``"cosine"`` (from ``learning_rate`` to 0);
+    ``keep_best`` restores at the end the parameters of the epoch with the best validation accuracy;
+    ``num_train_acc`` is the size of the fixed training subset whose accuracy is recorded per epoch.
     """
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-4
     learning_rate_decay: float = 0.95
-    reg: float = 5e-6
-    num_iters: int = 100
+    reg: float = 0.25
+    num_iters: int = 1000
     num_epochs: int | None = None
     batch_size: int = 200
     momentum: float = 0.0
@@ -102,21 +74,7 @@ class SGDConfig:
     num_train_acc: int = 1000
 
     def __post_init__(self):
-        check_positive_float("learning_rate", self.learning_rate)
-        decay = check_interval("learning_rate_decay", self.learning_rate_decay, 0.0, 1.0, closed_high=True)
-        if decay == 0:
-            raise ValueError("The 'learning_rate_decay' parameter must be a float in (0, 1]. Got 0.0 instead.")
-        check_nonneg_float("reg", self.reg)
-        check_positive_int("num_iters", self.num_iters)
-        if self.num_epochs is not None:
-            check_positive_int("num_epochs", self.num_epochs)
-        check_positive_int("batch_size", self.batch_size)
-        check_interval("momentum", self.momentum, 0.0, 1.0)
-        check_bool("nesterov", self.nesterov)
-        check_choice("sampling", self.sampling, {"replacement", "epoch"})
-        check_choice("lr_schedule", self.lr_schedule, {"step", "cosine"})
-        check_bool("keep_best", self.keep_best)
-        check_positive_int("num_train_acc", self.num_train_acc)
+        check_fields(self, SGD_CONSTRAINTS)
 
     def iterations_per_epoch(self, num_train: int) -> int:
         return max(num_train // self.batch_size, 1)
@@ -126,179 +84,114 @@ class SGDConfig:
             return self.num_iters
         return self.num_epochs * self.iterations_per_epoch(num_train)
 
+    def learning_rate_at(self, it: int, num_train: int) -> float:
+        """The learning rate of iteration ``it`` (0-based) on ``num_train`` training rows."""
+        if self.lr_schedule == "cosine":
+            return 0.5 * self.learning_rate * (1 + math.cos(math.pi * it / self.total_iterations(num_train)))
+        return self.learning_rate * self.learning_rate_decay ** (it // self.iterations_per_epoch(num_train))
 
-def minibatch_indices(it: int, *, num_train: int, batch_size: int, sampling: str, draw,
-                      order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Row indices (batch_size,) of iteration ``it`` and the epoch's permutation.
+    @property
+    def update_rule(self) -> Callable:
+        """The :mod:`aml.optim` rule: SGD, momentum or Nesterov's."""
+        if self.momentum == 0:
+            return optim.sgd
+        return optim.nesterov_momentum if self.nesterov else optim.sgd_momentum
 
-    ``draw`` is a ``numpy.random.Generator``. With ``"epoch"`` sampling a fresh permutation ``order``
-    is drawn at the start of every epoch.
+
+def sgd_step(model, grads: dict, configs: dict, update_rule: Callable, lr: float) -> None:
+    """One SGD update of every parameter of ``model``, with learning rate ``lr``.
+
+    ``configs[name]`` is the update rule's dict for that parameter (its momentum and velocity).
     """
-    if sampling == "replacement":
-        return draw.choice(num_train, batch_size, replace=True), order
-    per_epoch = max(num_train // batch_size, 1)
-    k = it % per_epoch
-    if k == 0 or order is None:
-        order = draw.permutation(num_train)
-    return order[k * batch_size:(k + 1) * batch_size], order
+    for name, dw in grads.items():
+        config = {**configs[name], "learning_rate": lr}
+        model.params[name], configs[name] = update_rule(model.params[name], dw, config)
 
 
-def learning_rate_at(it: int, config: SGDConfig, *, iterations_per_epoch: int, total: int) -> float:
-    """The learning rate used by iteration ``it`` (0-based) of a run of ``total`` iterations."""
-    if config.lr_schedule == "cosine":
-        return 0.5 * config.learning_rate * (1 + math.cos(math.pi * it / total))
-    return config.learning_rate * config.learning_rate_decay ** (it // iterations_per_epoch)
-
-
-def update_rule(config: SGDConfig) -> Callable:
-    """The :mod:`aml.optim` rule of ``config``, with its momentum bound."""
-    if config.momentum == 0:
-        return optim.sgd
-    rule = optim.nesterov_momentum if config.nesterov else optim.sgd_momentum
-    return lambda w, dw, state, *, lr: rule(w, dw, state, lr=lr, momentum=config.momentum)
+def minibatches(num_train: int, batch_size: int, sampling: str, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Row indices (batch_size,) of every iteration, endlessly: drawn with replacement, or with
+    ``"epoch"`` sampling consecutive slices of a fresh permutation per epoch of
+    ``max(num_train // batch_size, 1)`` iterations."""
+    while True:
+        order = rng.permutation(num_train) if sampling == "epoch" else None
+        for k in range(max(num_train // batch_size, 1)):
+            yield rng.choice(num_train, batch_size) if order is None else order[k * batch_size:(k + 1) * batch_size]
 
 
 def accuracy(model, X: np.ndarray, y: np.ndarray, batch_size: int = 5000, *, predict=None) -> float:
-    """Fraction of rows of X (N, D) labelled as y (N,) by ``predict`` (default ``model.predict``), in chunks."""
+    """Fraction of the rows of X (N, D), N >= 1, that ``predict`` (default ``model.predict``) labels as
+    y (N,), computed in chunks of ``batch_size`` rows."""
     batch_size = check_positive_int("batch_size", batch_size)
-    y = check_labels(y, num_samples=X.shape[0])
+    X = check_X(X, nonempty=True)
+    y = check_y(y, num_samples=X.shape[0])
     predict = predict or model.predict
     correct = sum(int((predict(X[i:i + batch_size]) == y[i:i + batch_size]).sum())
                   for i in range(0, X.shape[0], batch_size))
-    return correct / max(X.shape[0], 1)
+    return correct / X.shape[0]
 
 
-def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, seed, augment: Augment | None = None,
-          on_epoch: EpochCallback | None = None, verbose: bool = False, **hyper) -> History:
-    """Train ``model`` with minibatch SGD (optionally with momentum) and return its history.
+def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, seed, augment=None, on_epoch=None,
+          verbose: bool = False, **hyper) -> History:
+    """Train ``model`` with minibatch SGD (optionally with momentum) and return its :class:`History`.
 
     Parameters
     ----------
-    model : object following the model contract of this module.
-    X, y : ndarray (N, D) and (N,)
-        Training data.
-    X_val, y_val : ndarray (N_val, D) and (N_val,)
-        The monitored split: the per-epoch "val" accuracy and loss, the best epoch and ``keep_best``.
+    model : follows the model contract of this module.
+    X, y : ndarray (N, D), (N,); X_val, y_val : ndarray (N_val, D), (N_val,)
+        Training data, and the monitored split ("val" in the history, the best epoch, ``keep_best``).
     config : SGDConfig, optional
-        The hyper-parameters; ``**hyper`` (any :class:`SGDConfig` field, e.g. the handout's
-        ``learning_rate=..., reg=..., num_iters=...``) replaces single fields of it.
+        ``**hyper`` (any of its fields, e.g. the handout's ``learning_rate=..., num_iters=...``)
+        replaces single fields of it.
     seed : int in [0, 2**32) or numpy.random.Generator
         The one source of randomness (train-accuracy subset, minibatches, dropout, augmentation).
-        Required: a run depends on no global state.
-    augment : callable (X_batch, batch_indices, rng) -> X_batch, optional
-        Applied to each training minibatch (e.g. :func:`aml.flips.random_hflip`).
-    on_epoch : callable (epoch, history) -> None, optional
-        Called after each epoch's accuracies are recorded (e.g. to report to an Optuna trial, which
-        may stop the run by raising).
-    verbose : bool
-        Show a tqdm progress bar.
-
-    Returns
-    -------
-    History
-        See :mod:`aml.training`; ``heldout_val_acc`` is None (this function knows only one
-        validation split) and ``device`` is ``"cpu"``.
+    augment : callable (X_batch, batch_indices, rng) -> X_batch, optional, applied to each minibatch
+    on_epoch : callable (epoch, history), optional, called after each epoch is recorded (it may raise to stop)
+    verbose : bool, show a tqdm progress bar
 
     Raises
     ------
     TrainingDiverged (a FloatingPointError)
-        When the loss is NaN/inf or exceeds :data:`aml.training.DIVERGENCE_FACTOR` times its first
-        value, or a parameter is non-finite at an epoch end; the model is left as that exception describes.
+        The loss is NaN/inf or exceeds :data:`aml.training.DIVERGENCE_FACTOR` times its first value,
+        or a parameter is non-finite at an epoch end; the model is reset as the exception says.
     """
-    config = _config(config, hyper)
-    X, y, X_val, y_val = _check_data(X, y, X_val, y_val)
+    if not isinstance(config, (SGDConfig, type(None))):
+        raise TypeError(f"The 'config' parameter must be an SGDConfig or None. Got {type(config).__name__} instead.")
+    config = dataclasses.replace(config or SGDConfig(), **hyper)
+    X, X_val = check_X(X, nonempty=True), check_X(X_val, num_features=X.shape[1], nonempty=True, name="X_val")
+    y, y_val = check_y(y, num_samples=X.shape[0]), check_y(y_val, num_samples=X_val.shape[0], name="y_val")
     rng = np.random.default_rng(check_seed("seed", seed, allow_generator=True))
-    num_train = X.shape[0]
-    per_epoch = config.iterations_per_epoch(num_train)
-    total = config.total_iterations(num_train)
-    acc_idx = np.sort(rng.choice(num_train, min(config.num_train_acc, num_train), replace=False))
-
-    step = update_rule(config)
-    states = {k: {} for k in model.params}
+    N = X.shape[0]
+    per_epoch, total = config.iterations_per_epoch(N), config.total_iterations(N)
+    acc_idx = np.sort(rng.choice(N, min(config.num_train_acc, N), replace=False))
+    rule, configs = config.update_rule, {k: {"momentum": float(config.momentum)} for k in model.params}
     history = History(total, iterations_per_epoch=per_epoch)
-    best = BestEpoch((lambda: _copy_params(model)) if config.keep_best else None)
-    last_good = _copy_params(model)
-    order = None
-    progress = _progress(total) if verbose else None
-    start = time.perf_counter()
-    for it in range(total):
-        idx, order = minibatch_indices(it, num_train=num_train, batch_size=config.batch_size,
-                                       sampling=config.sampling, draw=rng, order=order)
-        lr = learning_rate_at(it, config, iterations_per_epoch=per_epoch, total=total)
+    # the update rules return new arrays, so a shallow copy of params is a snapshot
+    best = BestEpoch((lambda: dict(model.params)) if config.keep_best else None)
+    last_good, start = dict(model.params), time.perf_counter()
+    batches = minibatches(N, config.batch_size, config.sampling, rng)
+    for it in (bar := tqdm(range(total), desc="SGD", leave=False, disable=not verbose)):
+        idx, lr = next(batches), config.learning_rate_at(it, N)
         X_batch = X[idx] if augment is None else augment(X[idx], idx, rng)
         loss, grads = model.loss(X_batch, y[idx], reg=config.reg, rng=rng)
-        history["loss_history"][it] = loss
-        history["reg_loss_history"][it] = getattr(model, "loss_terms", (np.nan, np.nan))[1]
-        for name, param in model.params.items():
-            step(param, grads[name], states[name], lr=lr)
+        history["loss_history"][it], history["reg_loss_history"][it] = loss, getattr(model, "reg_loss", np.nan)
+        sgd_step(model, grads, configs, rule, lr)
         epoch_end = (it + 1) % per_epoch == 0 or it == total - 1
-        finite = not epoch_end or _params_finite(model)
+        finite = not epoch_end or all(np.isfinite(w).all() for w in model.params.values())
         why = check_divergence(loss, history["loss_history"][0], it, params_finite=finite)
         if why is not None:
             restored = "best" if best.params is not None else "last finite"
-            _restore(model, best.params if best.params is not None else last_good)
+            model.params.update(last_good if best.params is None else best.params)
             history.finish(best, seconds=time.perf_counter() - start, num_iters=it + 1)
             raise diverged(why, history=history, restored=restored, lr=config.learning_rate)
         if epoch_end:
-            history.record_epoch(epoch=(it + 1) / per_epoch, train_acc=accuracy(model, X[acc_idx], y[acc_idx]),
-                                 val_acc=accuracy(model, X_val, y_val),
-                                 val_loss=_val_loss(model, X_val, y_val, config.reg), lr=lr)
-            best.update(history.num_epochs, history["val_acc_history"][-1])
-            last_good = _copy_params(model)
-            if progress is not None:
-                progress.set_postfix(loss=f"{loss:.3f}", val_acc=f"{history['val_acc_history'][-1]:.3f}")
+            train_acc, val_acc = accuracy(model, X[acc_idx], y[acc_idx]), accuracy(model, X_val, y_val)
+            history.record_epoch(epoch=(it + 1) / per_epoch, train_acc=train_acc, val_acc=val_acc,
+                                 val_loss=model.loss(X_val, y_val, reg=config.reg)[0], lr=lr)
+            best.update(history.num_epochs, val_acc)
+            last_good = dict(model.params)
+            bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val_acc:.3f}")
             if on_epoch is not None:
                 on_epoch(history.num_epochs, history)
-        if progress is not None:
-            progress.update(1)
-    if progress is not None:
-        progress.close()
     if best.params is not None:
-        _restore(model, best.params)
+        model.params.update(best.params)
     return history.finish(best, seconds=time.perf_counter() - start)
-
-
-def _config(config: SGDConfig | None, hyper: dict) -> SGDConfig:
-    """``config`` (default :class:`SGDConfig`) with the fields named in ``hyper`` replaced, validated."""
-    names = [f.name for f in dataclasses.fields(SGDConfig)]
-    unknown = sorted(set(hyper) - set(names))
-    if unknown:
-        raise TypeError(f"train() got unknown hyper-parameter(s) {unknown}; valid ones are the fields of "
-                        f"SGDConfig: {names}.")
-    if config is not None and not isinstance(config, SGDConfig):
-        raise TypeError(f"The 'config' parameter must be an SGDConfig or None. Got {type(config).__name__} instead.")
-    config = config if config is not None else SGDConfig()
-    return SGDConfig(**{name: hyper.get(name, getattr(config, name)) for name in names})
-
-
-def _check_data(X, y, X_val, y_val):
-    X = check_X(X)
-    y = check_y(y, num_samples=X.shape[0], num_classes=np.iinfo(np.int64).max)
-    X_val = check_X(X_val, num_features=X.shape[1], name="X_val")
-    y_val = check_y(y_val, num_samples=X_val.shape[0], num_classes=np.iinfo(np.int64).max, name="y_val")
-    return X, y, X_val, y_val
-
-
-def _copy_params(model) -> dict:
-    return {k: v.copy() for k, v in model.params.items()}
-
-
-def _restore(model, params: dict) -> None:
-    for k, v in params.items():
-        model.params[k][...] = v
-
-
-def _params_finite(model) -> bool:
-    return all(np.isfinite(v).all() for v in model.params.values())
-
-
-def _progress(total: int):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc="SGD", unit="it", leave=False)
-
-
-def _val_loss(model, X_val, y_val, reg) -> float:
-    """The regularised loss on the validation set, without dropout (NaN for an empty set)."""
-    if X_val.shape[0] == 0:
-        return float("nan")
-    return float(model.loss(X_val, y_val, reg=reg)[0])

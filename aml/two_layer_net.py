@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -26,12 +25,15 @@ from ._checks import check_interval, check_nonneg_float, check_positive_float, c
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 
 
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, C) scores, shifted by the row maximum so exp never overflows."""
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise log psi (N, C) of scores (N, C), shifted by each row's maximum so exp never overflows."""
     shifted = scores - scores.max(axis=1, keepdims=True)
-    np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=1, keepdims=True)
-    return shifted
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax psi (N, C) of scores (N, C)."""
+    return np.exp(log_softmax(scores))
 
 
 class TwoLayerNet:
@@ -46,29 +48,26 @@ class TwoLayerNet:
     dtype : numpy float dtype
         dtype of every parameter, activation and gradient (float32 stays float32 end to end).
     seed : None, int or numpy.random.Generator
-        Where the initial weights come from. ``None`` draws from NumPy's *global* generator
-        (``np.random.randn``, W1 then W2): this is what the handout does, so
-        ``np.random.seed(0); TwoLayerNet(4, 10, 3, std=1e-1)`` reproduces its toy model and its
-        reference figures. Give an int or a Generator everywhere else, so that runs depend on no
-        global state.
+        ``None`` draws the weights from NumPy's *global* generator (``np.random.randn``, W1 then W2), as
+        the handout does: ``np.random.seed(0); TwoLayerNet(4, 10, 3, std=1e-1)`` is its toy model.
     dropout : float in [0, 1)
-        Probability of dropping a hidden unit when ``loss`` is called with an ``rng`` (training).
-        Inverted dropout: kept units are scaled by 1/(1-p), so prediction needs no rescaling.
+        Probability of dropping a hidden unit when ``loss`` is given an ``rng`` (training). Inverted
+        dropout: kept units are scaled by 1/(1-p), so prediction needs no rescaling.
 
     Attributes
     ----------
     params : dict
         ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
+    reg_loss : float
+        The L2 term of the last ``loss(X, y, reg)`` call (the solver records it).
     """
 
-    def __init__(self, input_size, hidden_size, output_size, std=1e-4, *, dtype=np.float64,
-                 seed=None, dropout=0.0):
-        D = check_positive_int("input_size", input_size)
-        H = check_positive_int("hidden_size", hidden_size)
-        C = check_positive_int("output_size", output_size)
+    def __init__(self, input_size, hidden_size, output_size, std=1e-4, *, dtype=np.float64, seed=None, dropout=0.0):
+        D, H, C = (check_positive_int(n, v) for n, v in
+                   (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size)))
         std = check_positive_float("std", std)
         self.dropout = check_interval("dropout", dropout, 0.0, 1.0)
-        self.loss_terms = (float("nan"), float("nan"))     # (J, L2 term) of the last loss(X, y) call
+        self.reg_loss = float("nan")
         dtype = np.dtype(dtype)
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"The 'dtype' parameter must be a float dtype. Got {dtype} instead.")
@@ -77,12 +76,8 @@ class TwoLayerNet:
         else:
             rng = np.random.default_rng(seed)
             W1, W2 = rng.standard_normal((D, H)), rng.standard_normal((H, C))
-        self.params = {
-            "W1": (std * W1).astype(dtype),
-            "b1": np.zeros(H, dtype=dtype),
-            "W2": (std * W2).astype(dtype),
-            "b2": np.zeros(C, dtype=dtype),
-        }
+        self.params = {"W1": (std * W1).astype(dtype), "b1": np.zeros(H, dtype=dtype),
+                       "W2": (std * W2).astype(dtype), "b2": np.zeros(C, dtype=dtype)}
 
     @property
     def dtype(self) -> np.dtype:
@@ -91,22 +86,25 @@ class TwoLayerNet:
     @property
     def sizes(self) -> tuple[int, int, int]:
         """(D, H, C)."""
-        D, H = self.params["W1"].shape
-        return D, H, self.params["W2"].shape[1]
+        return (*self.params["W1"].shape, self.params["W2"].shape[1])
+
+    def _forward(self, X, rng=None):
+        """a2 (N, H) (after dropout, with ``rng``), the mask (N, H) or None, and z3 (N, C) of checked X."""
+        p = self.params
+        a2 = np.maximum(X @ p["W1"] + p["b1"], 0)
+        mask = None
+        if rng is not None and self.dropout > 0:
+            keep = 1.0 - self.dropout
+            mask = ((rng.random(a2.shape, dtype=np.float32) < keep) / self.dtype.type(keep)).astype(self.dtype)
+            a2 *= mask
+        return a2, mask, a2 @ p["W2"] + p["b2"]
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Class scores z3 (N, C) for inputs X (N, D), without dropout."""
-        X = check_X(X, num_features=self.sizes[0])
-        p = self.params
-        hidden = X.astype(self.dtype, copy=False) @ p["W1"]
-        hidden += p["b1"]
-        np.maximum(hidden, 0, out=hidden)
-        scores = hidden @ p["W2"]
-        scores += p["b2"]
-        return scores
+        return self._forward(check_X(X, num_features=self.sizes[0]).astype(self.dtype, copy=False))[2]
 
     def loss(self, X, y=None, reg=0.0, *, rng=None):
-        """Softmax probabilities, or the regularised loss and its gradients.
+        """Softmax probabilities, or the regularised loss J~ and its gradients.
 
         Parameters
         ----------
@@ -115,60 +113,35 @@ class TwoLayerNet:
         reg : float >= 0
             lambda of J~ = J + reg * (||W1||^2 + ||W2||^2).
         rng : numpy.random.Generator or None
-            Source of dropout masks. Dropout is applied only when ``rng`` is given and
-            ``self.dropout > 0`` (the solver passes one while training).
+            Source of dropout masks: dropout is applied only when given and ``self.dropout > 0``.
 
         Returns
         -------
         probs : ndarray (N, C), if y is None.
         (loss, grads) : float and dict of arrays shaped like ``params``, otherwise.
         """
-        D, H, C = self.sizes
-        X = check_X(X, num_features=D)
         reg = check_nonneg_float("reg", reg)
         if y is None:
             return softmax(self.scores(X))
-        y = check_y(y, num_samples=X.shape[0], num_classes=C)
-
-        p, N = self.params, X.shape[0]
-        X = X.astype(self.dtype, copy=False)
-
-        # forward
-        a2 = X @ p["W1"]                                # (N, H)  z2, then a2 in place
-        a2 += p["b1"]
-        np.maximum(a2, 0, out=a2)
-        mask = None
-        if rng is not None and self.dropout > 0:
-            keep = 1.0 - self.dropout
-            mask = (rng.random(a2.shape, dtype=np.float32) < keep).astype(self.dtype)
-            mask /= self.dtype.type(keep)               # (N, H) inverted-dropout mask
-            a2 *= mask
-        z3 = a2 @ p["W2"]                               # (N, C)
-        z3 += p["b2"]
-        z3 -= z3.max(axis=1, keepdims=True)             # shift for stability; psi is unchanged
-        log_norm = np.log(np.exp(z3).sum(axis=1))       # (N,)
+        X = check_X(X, num_features=self.sizes[0]).astype(self.dtype, copy=False)
+        N, (W1, W2) = X.shape[0], (self.params["W1"], self.params["W2"])
+        y = check_y(y, num_samples=N, num_classes=self.sizes[2])
+        a2, mask, z3 = self._forward(X, rng)
+        log_psi = log_softmax(z3)                           # (N, C)
         rows = np.arange(N)
-        data_loss = float(np.mean(log_norm - z3[rows, y]))
-        W1, W2 = p["W1"], p["W2"]
-        reg_loss = reg * (float(np.vdot(W1, W1)) + float(np.vdot(W2, W2)))
-        loss = data_loss + reg_loss
-        self.loss_terms = (data_loss, reg_loss)          # (J, L2 term) of this call, for the solver's history
+        self.reg_loss = reg * (float(np.sum(W1 * W1)) + float(np.sum(W2 * W2)))
+        loss = -float(np.mean(log_psi[rows, y])) + self.reg_loss
 
-        # backward: dJ/dz3 = (psi - Delta) / N
-        dz3 = np.exp(z3 - log_norm[:, None])            # (N, C)  psi
+        dz3 = np.exp(log_psi)                               # psi (N, C)
         dz3[rows, y] -= 1
-        dz3 /= N
-        grads = {"W2": a2.T @ dz3, "b2": dz3.sum(axis=0)}
-        da2 = dz3 @ W2.T                                # (N, H)
+        dz3 /= N                                            # dJ/dz3 = (psi - Delta) / N
+        da2 = dz3 @ W2.T                                    # (N, H)
         if mask is not None:
             da2 *= mask
-        da2 *= a2 > 0                                   # Heaviside(z2): a2 = 0 exactly where z2 <= 0
-        grads["W1"] = X.T @ da2                         # (D, H)
-        grads["b1"] = da2.sum(axis=0)
-        if reg:
-            grads["W1"] += (2 * reg) * W1
-            grads["W2"] += (2 * reg) * W2
-        return loss, {k: g.astype(self.dtype, copy=False) for k, g in grads.items()}
+        da2 *= a2 > 0                                       # Heaviside(z2): a2 = 0 exactly where z2 <= 0
+        grads = {"W1": X.T @ da2 + (2 * reg) * W1, "b1": da2.sum(axis=0),
+                 "W2": a2.T @ dz3 + (2 * reg) * W2, "b2": dz3.sum(axis=0)}
+        return loss, grads
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Most likely class (N,) int64 for each row of X (N, D)."""
@@ -176,14 +149,10 @@ class TwoLayerNet:
 
     def train(self, X, y, X_val, y_val, *, seed=None, **kwargs):
         """The handout's ``net.train(X, y, X_val, y_val, learning_rate=..., reg=..., num_iters=...,
-        verbose=...)``: :func:`aml.solver.train` (same keywords), returning its
-        :class:`aml.training.History`.
+        verbose=...)``: :func:`aml.train` with the same keywords, returning its History.
 
-        ``seed=None`` is the handout's behaviour: the run's seed is drawn from NumPy's *global*
-        generator (one draw), so ``np.random.seed(0); net.train(...)`` repeats. (The handout drew
-        every minibatch from the global generator; here they come from a Generator seeded by that
-        draw, so the figures match the handout's in kind, not bit for bit.) Pass an int or a
-        Generator everywhere else.
+        ``seed=None`` (the handout's way) takes the run's seed from one draw of NumPy's *global*
+        generator, so ``np.random.seed(0); net.train(...)`` repeats.
         """
         from .solver import train
         if seed is None:
@@ -193,61 +162,38 @@ class TwoLayerNet:
     def save(self, path) -> None:
         """Write the parameters to an ``.npz`` file atomically (temp file, then rename)."""
         from .runs import atomic_path
-        _check_save_target(path)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, dropout=np.array(self.dropout), **self.params)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, dropout=np.array(self.dropout), **self.params)
 
     @classmethod
-    def load(cls, path) -> "TwoLayerNet":
+    def load(cls, path) -> TwoLayerNet:
         """Rebuild a network from a file written by :meth:`save`.
 
-        The file is read with ``allow_pickle=False`` (an untrusted file cannot run code), and its
-        arrays must be finite, of one float dtype, and of consistent shapes W1 (D, H), b1 (H,),
-        W2 (H, C), b2 (C,); otherwise ``ValueError`` names the file and the problem (an empty,
-        truncated or non-``.npz`` file included).
+        The file is read with ``allow_pickle=False`` (an untrusted file cannot run code); its arrays must
+        be finite, of one float dtype and shaped W1 (D, H), b1 (H,), W2 (H, C), b2 (C,). Otherwise
+        ``ValueError`` names the file and the problem (an empty, truncated or non-``.npz`` file included).
         """
         try:
             with np.load(path, allow_pickle=False) as data:
-                missing = [k for k in PARAM_NAMES if k not in data.files]
-                if missing:
-                    raise ValueError(f"The 'path' file {path} is not a TwoLayerNet checkpoint: missing {missing}.")
                 params = {k: data[k] for k in PARAM_NAMES}
                 dropout = float(data["dropout"]) if "dropout" in data.files else 0.0
-        except FileNotFoundError:
-            raise
-        except ValueError as e:
-            if str(path) in str(e):
-                raise
-            raise ValueError(f"The checkpoint {path} cannot be read: {e}") from None
-        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
-            raise ValueError(f"The checkpoint {path} cannot be read as an .npz file (empty, truncated or "
-                             f"another format: {type(e).__name__}: {e}).") from None
-        _check_loaded_params(params, path)
-        D, H = params["W1"].shape
+        except (OSError, EOFError, ValueError, TypeError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+            raise ValueError(f"The checkpoint {path} cannot be read as a TwoLayerNet .npz file "
+                             f"({type(e).__name__}: {e}).") from None
+        W1, b1, W2, b2 = params.values()
+        if len({v.dtype for v in params.values()}) != 1 or not np.issubdtype(W1.dtype, np.floating):
+            raise ValueError(f"The checkpoint {path} must hold parameters of one float dtype. "
+                             f"Got {({k: str(v.dtype) for k, v in params.items()})} instead.")
+        if W1.ndim != 2 or W2.ndim != 2 or b1.shape != W1.shape[1:] or W2.shape[0] != W1.shape[1] \
+                or b2.shape != W2.shape[1:]:
+            raise ValueError(f"The checkpoint {path} must hold W1 (D, H), b1 (H,), W2 (H, C), b2 (C,). "
+                             f"Got shapes {({k: v.shape for k, v in params.items()})} instead.")
+        bad = [k for k, v in params.items() if not np.isfinite(v).all()]
+        if bad:
+            raise ValueError(f"The checkpoint {path} must hold finite parameters. Got NaN or inf in {bad} instead.")
         try:
-            net = cls(D, H, params["W2"].shape[1], dtype=params["W1"].dtype, seed=0, dropout=dropout)
-        except (TypeError, ValueError) as e:
+            net = cls(*W1.shape, W2.shape[1], dtype=W1.dtype, seed=0, dropout=dropout)
+        except ValueError as e:
             raise ValueError(f"The checkpoint {path} holds an impossible network: {e}") from None
         net.params = params
         return net
-
-
-def _check_save_target(path) -> None:
-    if Path(path).is_dir():
-        raise IsADirectoryError(f"The 'path' parameter must name a file to write. Got the directory {path} instead.")
-
-
-def _check_loaded_params(params: dict, path) -> None:
-    dtypes = {k: v.dtype for k, v in params.items()}
-    if len(set(dtypes.values())) != 1 or not np.issubdtype(params["W1"].dtype, np.floating):
-        raise ValueError(f"The checkpoint {path} must hold parameters of one float dtype. Got {dtypes} instead.")
-    W1, b1, W2, b2 = (params[k] for k in PARAM_NAMES)
-    if W1.ndim != 2 or W2.ndim != 2 or W2.shape[0] != W1.shape[1] or b1.shape != (W1.shape[1],) \
-            or b2.shape != (W2.shape[1],):
-        shapes = {k: v.shape for k, v in params.items()}
-        raise ValueError(f"The checkpoint {path} must hold W1 (D, H), b1 (H,), W2 (H, C), b2 (C,). "
-                         f"Got shapes {shapes} instead.")
-    bad = [k for k, v in params.items() if not np.isfinite(v).all()]
-    if bad:
-        raise ValueError(f"The checkpoint {path} must hold finite parameters. Got NaN or inf in {bad} instead.")

@@ -1,7 +1,7 @@
 """A claim's check fails, naming the claim and the evidence, exactly when the evidence stops supporting it."""
 import pytest
 
-from aml.claims import ClaimNotSupported, check_claim
+from aml.decisions import ClaimNotSupported, check_claim
 
 
 def test_a_supported_claim_passes_silently(capsys):

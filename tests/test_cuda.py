@@ -3,7 +3,17 @@ import pytest
 import torch
 
 from aml.data import SealedTest
-from aml.mlp import MLPConfig, TensorSplits, build_model, evaluate, fit, make_optimizer, train_one_epoch
+from aml.mlp import (
+    MLPConfig,
+    TensorSplits,
+    build_model,
+    evaluate,
+    fit,
+    make_optimizer,
+    predict,
+    train_one_epoch,
+    zca_splits,
+)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -26,8 +36,8 @@ def test_an_epoch_runs_without_a_host_sync():
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        losses, acc = train_one_epoch(model, data.X_train, data.y_train, opt, sched, batch_size=256, generator=gen,
-                                      flip=True)
+        losses = train_one_epoch(model, data.X_train, data.y_train, opt, sched, batch_size=256, generator=gen,
+                                 flip=True, crop_padding=2, label_smoothing=0.1)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert losses.device.type == "cuda" and torch.isfinite(losses).all()
@@ -41,3 +51,18 @@ def test_fit_on_the_gpu_learns_and_repeats():
     assert h1["device"].startswith("cuda") and h1["val_acc_history"][-1] > 0.3
     assert len(h2["val_acc_history"]) == 3
     assert abs(evaluate(m1, data.X_val, data.y_val) - evaluate(m2, data.X_val, data.y_val)) < 0.05
+
+
+def test_inputs_on_another_device_than_the_model_are_named():
+    data = _splits("cuda", n=256)
+    model = build_model(MLPConfig(hidden_layers=(16,))).to("cuda")
+    with pytest.raises(TypeError, match="'X' parameter must be torch.float32 on cuda:0. Got torch.float32 on cpu"):
+        predict(model, data.X_val.cpu())
+    assert predict(model, data.X_val).device.type == "cuda"
+
+
+def test_zca_splits_stay_on_the_gpu():
+    data = zca_splits(_splits("cuda", n=4096))
+    assert data.X_train.device.type == data.X_val.device.type == "cuda" and data.normalize == "zca"
+    flat = data.X_train.flatten(1).double()
+    assert abs(float(flat.mean())) < 1e-3 and 0.3 < float(flat.var(0).mean()) < 1.1

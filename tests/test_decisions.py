@@ -215,3 +215,32 @@ def test_choose_depth_margin_is_inclusive():
     values = {2: [0.5, 0.5], 3: [0.75, 0.75]}
     assert decisions.choose_depth(values, margin=0.25).tied == (2, 3)       # a difference of exactly the margin
     assert decisions.choose_depth(values, margin=0.125).tied == (3,)
+
+
+def test_one_change_ladder_keeps_ties_and_gains_drops_a_loss_and_picks_the_best_of_a_grid():
+    from dataclasses import dataclass
+
+    from aml.decisions import one_change_ladder
+
+    @dataclass(frozen=True)
+    class Cfg:
+        a: int = 0
+        b: int = 0
+        c: int = 0
+
+    noise = {0: 0.0, 1: 0.01, 2: -0.01}
+    calls = []
+
+    def run(cfg, seed):
+        calls.append((cfg, seed))
+        return 0.5 + 0.1 * cfg.a - 0.1 * cfg.b + 0.001 * cfg.c + noise[seed]
+
+    rows = one_change_ladder(Cfg(), [("a up", {"a": 1}), ("b up", {"b": 1}), ("c grid", [{"c": 1}, {"c": 3}, {"c": 2}])],
+                             run, [0, 1, 2], base_label="base")
+    assert [r.label for r in rows] == ["0. base", "1. a up", "2. b up", "3. c grid"]
+    assert [r.verdict for r in rows] == ["", "better", "worse", "tie"]
+    assert [r.kept for r in rows] == [True, True, False, True]
+    assert rows[2].config == Cfg(a=1, b=1)                 # a change is tried on the last kept row
+    assert rows[3].change == {"c": 3} and rows[3].config == Cfg(a=1, b=0, c=3)   # b dropped, best of the grid
+    assert len(calls) == len(set(calls))                  # each (config, seed) is trained once
+    assert rows[1].values == pytest.approx((0.6, 0.61, 0.59))

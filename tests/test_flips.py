@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from aml import TwoLayerNet
-from aml.flips import FlipFromTable, flip_averaged_predict, flip_averaged_scores, hflip_images, random_hflip
+from aml.flips import flip_averaged_predict, flip_averaged_scores, hflip_images, random_hflip
 
 
 def _images(n, seed=0):
@@ -53,23 +53,6 @@ def test_random_hflip_with_no_image_drawn_returns_an_unchanged_copy():
         out = random_hflip(X, np.arange(1), np.random.default_rng(seed))
         np.testing.assert_array_equal(out, X)
         assert not np.shares_memory(out, X)
-
-
-def test_flip_from_table_takes_the_table_rows_of_the_drawn_batch_indices():
-    X = np.arange(12.0).reshape(6, 2)
-    table = -np.arange(12.0).reshape(6, 2) - 100
-    idx = np.array([4, 1, 5])
-    out = FlipFromTable(table)(X[idx], idx, np.random.default_rng(0))
-    flip = _mask(3, 0)
-    assert 0 < flip.sum() < 3
-    np.testing.assert_array_equal(out[flip], table[idx[flip]])     # the row of the image, not of the batch
-    np.testing.assert_array_equal(out[~flip], X[idx][~flip])
-    assert not np.shares_memory(out, X)
-
-
-def test_flip_from_table_refuses_a_bad_table():
-    with pytest.raises(ValueError, match="'X_flipped'"):
-        FlipFromTable(np.array([[np.nan]]))
 
 
 class _Scorer:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from aml import TwoLayerNet, check_model_gradients, eval_numerical_gradient, rel_error
-from aml.gradient_check import assert_gradient_matches, numerical_gradients, torch_gradients
+from aml.gradient_check import formula_errors, numerical_gradients, torch_gradients
 
 
 def test_numerical_gradient_of_known_function_and_restores_input():
@@ -166,27 +166,25 @@ def test_torch_gradients_agree_with_the_numpy_backward_pass(reg):
     np.testing.assert_allclose(g["z3"], (probs - onehot) / 7, rtol=1e-10, atol=1e-14)
 
 
-def test_assert_gradient_matches_returns_errors_and_names_the_failing_reference():
+def test_formula_errors_tolerances_are_strict_and_default_to_1e8_and_1e6():
     f = np.array([1.0, 2.0])
-    errors = assert_gradient_matches("dW", f, exact=f.copy(), close=f * (1 + 1e-10))
-    assert errors == {"exact": 0.0, "close": pytest.approx(5e-11, rel=1e-3)}
-    with pytest.raises(AssertionError, match=r"dW: the formula disagrees with \['far'\]"):
-        assert_gradient_matches("dW", f, exact=f, far=f * 3)
-    # the tolerance is strict: an error equal to it fails
-    assert_gradient_matches("dW", np.array([1.0]), tol=0.51, ref=[3.0])
+    rows = formula_errors("dW", f, exact={"exact": f.copy(), "close": f * (1 + 1e-10)})
+    assert [(r["reference"], r["error"]) for r in rows] == [("exact", 0.0), ("close", pytest.approx(5e-11, rel=1e-3))]
+    with pytest.raises(AssertionError, match=r"^dW: the formula disagrees with \['far'\]"):
+        formula_errors("dW", f, exact={"exact": f, "far": f * 3})
+    formula_errors("dW", np.array([1.0]), tol=0.51, exact={"ref": [3.0]})          # error 0.5 < 0.51
     with pytest.raises(AssertionError, match="far"):
-        assert_gradient_matches("dW", np.array([1.0]), tol=0.5, far=[3.0])
-    # the default tolerance is 1e-8
-    assert_gradient_matches("dW", np.array([1.0]), ref=[1.0 + 1.9e-8])
+        formula_errors("dW", np.array([1.0]), tol=0.5, exact={"far": [3.0]})       # an error equal to it fails
+    formula_errors("dW", np.array([1.0]), exact={"ref": [1.0 + 1.9e-8]})
     with pytest.raises(AssertionError):
-        assert_gradient_matches("dW", np.array([1.0]), ref=[1.0 + 2.1e-8])
-    assert assert_gradient_matches("dW", f) == {}
-
-
+        formula_errors("dW", np.array([1.0]), exact={"ref": [1.0 + 2.1e-8]})
+    formula_errors("dW", np.array([1.0]), numeric={"ref": [1.0 + 1.9e-6]})
+    with pytest.raises(AssertionError):
+        formula_errors("dW", np.array([1.0]), numeric={"ref": [1.0 + 2.1e-6]})
+    assert formula_errors("dW", f) == []
 
 
 def test_formula_errors_gives_one_row_per_reference_with_its_bound():
-    from aml.gradient_check import formula_errors
     f = np.array([2.0])
     rows = formula_errors("db1", f, exact={"torch": f}, numeric={"fd": f * (1 + 2e-7)})
     assert rows == [{"quantity": "db1", "reference": "torch", "error": 0.0, "bound": 1e-8},

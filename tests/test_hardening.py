@@ -152,21 +152,12 @@ def test_checkpoint_with_code_is_refused_and_never_runs(tmp_path, monkeypatch):
 
 def test_checkpoint_without_config_or_weights_is_named(tmp_path):
     torch.save({"state_dict": {"w": torch.zeros(2, 2)}}, tmp_path / "noconfig.pt")
-    with pytest.raises(ValueError, match="lacks \\['config'\\]"):
+    with pytest.raises(ValueError, match="cannot be read safely"):
         load_checkpoint(tmp_path / "noconfig.pt")
     torch.save({"state_dict": {}, "config": MLPConfig().to_dict()}, tmp_path / "empty.pt")
-    with pytest.raises(ValueError, match="no Linear weights"):
+    with pytest.raises(ValueError, match="cannot be read safely"):
         load_checkpoint(tmp_path / "empty.pt")
 
-
-def test_save_checkpoint_writes_only_what_load_accepts(tmp_path):
-    cfg = MLPConfig(hidden_layers=(8,))
-    model = build_model(cfg, 12, 3)
-    path = save_checkpoint(tmp_path / "m.pt", model, cfg, val_acc=np.float64(0.5), seeds=np.arange(2))
-    back, back_cfg = load_checkpoint(path)
-    assert back_cfg == cfg
-    blob = torch.load(path, weights_only=True)
-    assert blob["val_acc"] == 0.5 and blob["seeds"] == [0, 1]
 
 
 # --- MLP data helpers ----------------------------------------------------------------------------------------
@@ -182,10 +173,10 @@ def test_subset_zero_or_too_many_is_a_clear_error():
 
 def test_float_images_in_unit_range_are_not_divided_again():
     ones = np.ones((1, 32, 32, 3), dtype=np.float32)
-    np.testing.assert_allclose(to_tensor_images(ones, "handout").numpy(), 1.0)     # (1 - 0.5) / 0.5
-    np.testing.assert_allclose(to_tensor_images((ones * 255).astype(np.uint8), "handout").numpy(), 1.0)
+    np.testing.assert_allclose(to_tensor_images(ones).numpy(), 1.0)     # (1 - 0.5) / 0.5
+    np.testing.assert_allclose(to_tensor_images((ones * 255).astype(np.uint8)).numpy(), 1.0)
     with pytest.raises(ValueError, match="\\[0, 1\\]"):
-        to_tensor_images(ones * 255, "handout")
+        to_tensor_images(ones * 255)
 
 
 # --- crashes on legal input ----------------------------------------------------------------------------------

@@ -1,21 +1,26 @@
+"""aml.mlp's model, config, data, ZCA inputs and checkpoints (training: test_mlp_train.py)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+import aml.mlp.data as md
 from aml.data import SealedTest
 from aml.mlp import (
     MLPConfig,
     MultiLayerPerceptron,
     TensorSplits,
-    augment_batch,
     build_model,
     evaluate,
     fit,
     hidden_layers_for_depth,
+    layer_statistics,
     load_checkpoint,
     pick_device,
     save_checkpoint,
     to_tensor_images,
+    zca_splits,
 )
 
 
@@ -61,26 +66,7 @@ def test_kaiming_init_keeps_activation_scale():
     assert 0.3 < h.pow(2).mean().item() / x.pow(2).mean().item() < 3
 
 
-def test_configured_adam_epoch_lowers_the_loss_on_a_fixed_batch():
-    # aml's optimiser and epoch, not torch's Adam alone: the handout's config (Adam, lr 1e-3, weight
-    # decay 1e-3, StepLR) trained for 20 epochs on one batch of 32 must fit it better than at the start
-    from aml.mlp import make_optimizer, train_one_epoch
-    torch.manual_seed(0)
-    model = MultiLayerPerceptron(3072, [50], 10, init="kaiming")
-    x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
-    before = torch.nn.functional.cross_entropy(model(x), y).item()
-    opt, sched = make_optimizer(model, MLPConfig(), steps_per_epoch=1)
-    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["weight_decay"] == 1e-3
-    g = torch.Generator().manual_seed(0)
-    losses = [train_one_epoch(model, x, y, opt, sched, batch_size=32, generator=g)[0].item() for _ in range(20)]
-    assert losses[0] == pytest.approx(before, rel=1e-5)        # the first step's loss is the starting loss
-    after = torch.nn.functional.cross_entropy(model(x), y).item()
-    assert after < 0.5 * before and losses[-1] < losses[0]
-    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.95 ** 20)    # StepLR: x0.95 per epoch
-
-
-def test_layer_statistics_match_hooks_computed_by_hand():
-    from aml.mlp import layer_statistics
+def test_layer_statistics_match_the_forward_pass_written_out():
     torch.manual_seed(0)
     model = MultiLayerPerceptron(3072, [8, 6], 3, init="kaiming")
     x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 3, (16,))
@@ -93,8 +79,7 @@ def test_layer_statistics_match_hooks_computed_by_hand():
     np.testing.assert_allclose(stats["activation_std"], [h.std().item() for h in (h0, h1, h2)], rtol=1e-5)
     np.testing.assert_allclose(stats["grad_std"], [g.std().item() for g in grads], rtol=1e-5)
     np.testing.assert_allclose(stats["decay_std"], [0.01 * m.weight.std().item() for m in model.linears], rtol=1e-6)
-    assert all(m.weight.grad is None for m in model.linears) and model.training   # gradients cleared, hooks gone
-    assert not model.linears[0]._forward_hooks
+    assert all(m.weight.grad is None for m in model.linears) and model.training   # gradients cleared
     assert layer_statistics(model, x, y)["decay_std"] == [0.0, 0.0, 0.0]
 
 
@@ -125,129 +110,73 @@ def test_seeded_fit_repeats_on_cpu_and_learns():
     assert evaluate(m1, data.X_train, data.y_train) == evaluate(m2, data.X_train, data.y_train)
 
 
-def test_checkpoint_round_trip_and_shape_mismatch(tmp_path):
-    cfg = MLPConfig(hidden_layers=(16,), init="kaiming", batch_norm=True)
-    model = build_model(cfg, 3072, 10)
-    path = save_checkpoint(tmp_path / "best.pt", model, cfg, val_acc=0.5)
-    back, back_cfg = load_checkpoint(path)
-    assert back_cfg == cfg
-    for (k, v), (k2, v2) in zip(model.state_dict().items(), back.state_dict().items()):
-        assert k == k2 and torch.equal(v, v2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
-    with pytest.raises(ValueError, match=r"\(16, 3072\).*\(32, 3072\)"):
-        load_checkpoint(path, MultiLayerPerceptron(3072, [32], 10, batch_norm=True))
-
-
-def test_augment_batch_flips_and_crops():
-    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32)
-    g = torch.Generator().manual_seed(0)
-    out = augment_batch(x, g, flip=True, crop_padding=0)
-    for i in range(2):
-        assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(2))
-    # flips: over 64 images, both outcomes occur, and each image is either itself or its mirror
-    xs = torch.randn(64, 3, 32, 32)
-    out = augment_batch(xs, torch.Generator().manual_seed(1), flip=True)
-    flipped = torch.tensor([torch.equal(out[i], xs[i].flip(2)) for i in range(64)])
-    kept = torch.tensor([torch.equal(out[i], xs[i]) for i in range(64)])
-    assert bool((flipped | kept).all()) and 10 < int(flipped.sum()) < 54
-
-
-def test_augment_batch_crops_are_shifted_windows_of_the_padded_image():
-    p, N = 4, 16
-    x = torch.rand(N, 3, 32, 32) + 1.0                    # no zeros, so padding shows
-    out = augment_batch(x, torch.Generator().manual_seed(3), flip=False, crop_padding=p)
-    assert out.shape == x.shape
-    padded = torch.nn.functional.pad(x, (p, p, p, p))
-    # the offsets the generator draws: dy for every image, then dx
-    g = torch.Generator().manual_seed(3)
-    dy = torch.randint(0, 2 * p + 1, (N,), generator=g)
-    dx = torch.randint(0, 2 * p + 1, (N,), generator=g)
-    for i in range(N):
-        window = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
-        assert torch.equal(out[i], window), i
-    shifted = (dy != p) | (dx != p)
-    assert int(shifted.sum()) >= N // 2                     # crops really move the content
-    assert any(not torch.equal(out[i], x[i]) for i in range(N))
-    # the window can reach every offset 0..2p: both extremes occur over many images
-    big = augment_batch(torch.ones(400, 1, 32, 32), torch.Generator().manual_seed(0), flip=False, crop_padding=p)
-    zero_rows = (big == 0).all(dim=3).sum(dim=2).view(-1)   # rows of padding at top or bottom
-    assert int(zero_rows.max()) == p
-
-
-def test_to_tensor_images_ranges():
-    imgs = np.zeros((2, 32, 32, 3), dtype=np.uint8)
-    imgs[1] = 255
-    t = to_tensor_images(imgs, "handout")
-    assert t.shape == (2, 3, 32, 32) and t.min() == -1 and t.max() == 1
+def test_handout_init_is_the_default_of_the_class_and_the_config():
+    torch.manual_seed(0)
+    assert abs(MultiLayerPerceptron(3072, [500], 10).linears[0].weight.std().item() - 1e-3) < 5e-5
+    assert MLPConfig().init == "handout" and MLPConfig().schedule == "step" and MLPConfig().depth == 2
 
 
 @pytest.mark.parametrize("kwargs,words", [
     (dict(hidden_layers=(0,)), "'hidden_layers\\[\\]'"),
     (dict(num_epochs=0), "'num_epochs'"),
+    (dict(batch_size=0), "'batch_size'"),
     (dict(lr=-1.0), "'lr'"),
+    (dict(weight_decay=-1.0), "'weight_decay'"),
     (dict(dropout=1.0), "'dropout'"),
+    (dict(label_smoothing=1.0), "'label_smoothing'"),
+    (dict(crop_padding=-1), "'crop_padding'"),
     (dict(optimizer="rmsprop"), "'optimizer'"),
+    (dict(schedule="cosine"), "'schedule'"),
     (dict(init="xavier"), "'init'"),
+    (dict(normalize="standard"), "'normalize'"),
 ])
 def test_config_rejects_bad_values(kwargs, words):
     with pytest.raises(ValueError, match=words):
         MLPConfig(**kwargs)
 
 
-def test_config_rejects_unknown_field_and_int_hidden_layers():
-    with pytest.raises(ValueError, match="Unknown MLPConfig field.*'hiden_layers'"):
+@pytest.mark.parametrize("kwargs,words", [(dict(flip=1), "'flip'"), (dict(batch_norm="no"), "'batch_norm'"),
+                                          (dict(seed=-1), "'seed'"), (dict(hidden_layers=50), "'hidden_layers'")])
+def test_config_rejects_bad_types(kwargs, words):
+    with pytest.raises((TypeError, ValueError), match=words):
+        MLPConfig(**kwargs)
+
+
+def test_config_round_trips_and_rejects_an_unknown_field():
+    cfg = MLPConfig(hidden_layers=[8, 4], batch_norm=True, seed=3)
+    assert cfg.hidden_layers == (8, 4) and cfg.depth == 3
+    assert cfg.to_dict()["hidden_layers"] == [8, 4] and MLPConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(TypeError, match="'hiden_layers'"):
         MLPConfig.from_dict({"hiden_layers": [50]})
     with pytest.raises(TypeError, match="'hidden_layers'.*sequence"):
         MultiLayerPerceptron(3072, 50, 10)
+    with pytest.raises(ValueError, match="'depth'.*at least 2"):
+        hidden_layers_for_depth(1, 50)
 
 
-def test_fit_rejects_data_normalised_differently():
-    with pytest.raises(ValueError, match="normalised as 'standard'.*'handout'"):
-        fit(MLPConfig(normalize="standard", num_epochs=1), _tiny_splits())
+def test_to_tensor_images_is_the_handouts_normalisation():
+    imgs = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    imgs[1], imgs[0, 0, 0] = 255, (51, 102, 204)
+    t = to_tensor_images(imgs)
+    assert t.shape == (2, 3, 32, 32) and t.dtype == torch.float32 and t.min() == -1 and t.max() == 1
+    np.testing.assert_allclose(t[0, :, 0, 0].numpy(), [51 / 127.5 - 1, 102 / 127.5 - 1, 204 / 127.5 - 1], rtol=1e-6)
+    np.testing.assert_allclose(to_tensor_images(imgs / 255.0).numpy(), t.numpy(), atol=1e-6)    # floats in [0, 1]
+    with pytest.raises(ValueError, match="'images'.*floats in \\[0, 1\\]"):
+        to_tensor_images(imgs * 1.0)
+    with pytest.raises(ValueError, match="'images'.*\\(N, H, W, 3\\)"):
+        to_tensor_images(imgs[..., 0])
 
 
-def _saved(tmp_path):
-    cfg = MLPConfig(hidden_layers=(8,), init="kaiming", batch_norm=True)
-    model = build_model(cfg, 12, 3)
-    return model, cfg, save_checkpoint(tmp_path / "good.pt", model, cfg)
-
-
-@pytest.mark.parametrize("damage,words", [
-    ("nan weight", "finite values. Got NaN or inf in 'layers.1.weight'"),
-    ("inf bias", "finite values. Got NaN or inf in 'layers.4.bias'"),
-    ("negative running_var", "running variances >= 0. Got -0.5 in 'layers.2.running_var'"),
-    ("empty", "cannot be read safely"),
-    ("truncated", "cannot be read safely"),
-])
-def test_load_checkpoint_refuses_damaged_files_naming_them(tmp_path, damage, words):
-    _, _, good = _saved(tmp_path)
-    path = tmp_path / "bad.pt"
-    if damage in ("empty", "truncated"):
-        raw = good.read_bytes()
-        path.write_bytes(b"" if damage == "empty" else raw[:len(raw) // 2])
-    else:
-        blob = torch.load(good, weights_only=True)
-        key, value = {"nan weight": ("layers.1.weight", float("nan")), "inf bias": ("layers.4.bias", float("inf")),
-                      "negative running_var": ("layers.2.running_var", -0.5)}[damage]
-        blob["state_dict"][key].view(-1)[0] = value
-        torch.save(blob, path)
-    with pytest.raises(ValueError, match=words) as e:
-        load_checkpoint(path)
-    assert str(path) in str(e.value)
-
-
-def test_save_checkpoint_onto_a_directory_names_the_target(tmp_path):
-    model, cfg, _ = _saved(tmp_path)
-    target = tmp_path / "best.pt"
-    target.mkdir()
-    with pytest.raises(IsADirectoryError, match=f"directory {target}"):
-        save_checkpoint(target, model, cfg)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "good.pt"]      # no temp file left
+def test_subset_keeps_the_first_images_and_names_a_wrong_size():
+    data = _tiny_splits(n=10)
+    assert torch.equal(data.subset(4).X_train, data.X_train[:4]) and data.subset(4).X_val is data.X_val
+    for bad in (0, 11):
+        with pytest.raises(ValueError, match="'num_train'"):
+            data.subset(bad)
 
 
 def test_load_tensor_splits_carves_the_selection_split_out_of_training(monkeypatch):
     import aml.data
-    import aml.mlp.data as md
     X_all = np.zeros((40, 32, 32, 3), dtype=np.uint8)
     X_all[:, 0, 0, 0] = np.arange(40)                     # an id per image
     y_all = np.arange(40) % 10
@@ -265,11 +194,140 @@ def test_load_tensor_splits_carves_the_selection_split_out_of_training(monkeypat
     assert (n, seed) == (3, 0)
 
     def ids(X):
-        return ((X[:, 0, 0, 0] * 0.5 + 0.5) * 255).round().long().tolist()
-    assert ids(data.X_sel) == [1, 4, 7] and data.y_sel.tolist() == [1, 4, 7] and data.has_selection
+        return ((X[:, 0, 0, 0] + 1) * 127.5).round().long().tolist()
+    assert ids(data.X_sel) == [1, 4, 7] and data.y_sel.tolist() == [1, 4, 7] and data.y_sel.dtype == torch.int64
     assert ids(data.X_train) == [i for i in range(20) if i not in (1, 4, 7)]
-    assert ids(data.X_val) == list(range(20, 30))
+    assert ids(data.X_val) == list(range(20, 30)) and data.normalize == "handout"
+    assert ids(data.test._open()[0]) == list(range(5))
     plain = md.load_tensor_splits(device="cpu", num_training=20, num_validation=10)
-    assert plain.X_sel.shape == (0, 3, 32, 32) and not plain.has_selection and len(plain.X_train) == 20
+    assert plain.X_sel.shape == (0, 3, 32, 32) and len(plain.X_train) == 20
     with pytest.raises(ValueError, match="'num_selection'.*num_training"):
         md.load_tensor_splits(device="cpu", num_training=20, num_validation=10, num_selection=20)
+
+
+# --- ZCA inputs ------------------------------------------------------------------------------------------------
+
+def _images(n, seed=0):
+    """Correlated images (N, 3, 4, 4): a random mixing of independent pixels, plus an offset."""
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.randn(48, 48, generator=g, dtype=torch.float64) / 7
+    return (torch.randn(n, 48, generator=g, dtype=torch.float64) @ mix + 3.0).float().reshape(n, 3, 4, 4)
+
+
+def _zca_data():
+    X, y = _images(1200), torch.arange(1200) % 10
+    return TensorSplits(X[:1000], y[:1000], X[1000:1100], y[1000:1100], SealedTest(X[1100:], y[1100:].numpy()),
+                        X_sel=X[1100:], y_sel=y[1100:])
+
+
+def test_zca_splits_whitens_the_training_images_and_their_mirrors():
+    data = _zca_data()
+    mirrored = torch.cat([data.X_train, data.X_train.flip(-1)]).flatten(1).double()
+    lam, U = torch.linalg.eigh(torch.cov(mirrored.T))
+    out = zca_splits(data, eps=0.1)
+    assert out.normalize == "zca" and data.normalize == "handout" and out.X_train.shape == (1000, 3, 4, 4)
+    whitened = torch.cat([out.X_train, out.X_train.flip(-1)]).flatten(1).double()
+    # eps is relative to the mean variance: each direction ends with variance lambda / (lambda + 0.1 mean(lambda))
+    torch.testing.assert_close(torch.diag(U.T @ torch.cov(whitened.T) @ U), lam / (lam + 0.1 * lam.mean()),
+                               atol=1e-4, rtol=1e-3)
+    assert abs(float(whitened.mean())) < 1e-4
+    with pytest.raises(ValueError, match="'eps'.*Got 0"):
+        zca_splits(data, eps=0)
+
+
+def test_zca_splits_applies_the_training_fit_to_every_split_and_commutes_with_the_flip():
+    data = _zca_data()
+    out = zca_splits(data)
+    flipped = zca_splits(dataclasses.replace(data, X_val=data.X_val.flip(-1)))
+    torch.testing.assert_close(flipped.X_train, out.X_train)                    # fitted on X_train alone
+    torch.testing.assert_close(flipped.X_val, out.X_val.flip(-1), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.test._open()[0], out.X_sel)                  # the sealed test, whitened alike
+    assert (out.test._open()[1] == data.test._open()[1]).all()
+    assert zca_splits(dataclasses.replace(data, X_sel=None, y_sel=None)).X_sel is None
+    with pytest.raises(ValueError, match="normalised as 'zca'"):
+        fit(MLPConfig(hidden_layers=(8,), num_epochs=1), out)
+    _, history = fit(MLPConfig(hidden_layers=(8,), num_epochs=1, normalize="zca", batch_size=50), out)
+    assert len(history["val_acc_history"]) == 1
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------------
+
+def test_checkpoint_round_trip(tmp_path):
+    cfg = MLPConfig(hidden_layers=(16,), init="kaiming", batch_norm=True)
+    model = build_model(cfg, 12, 3)
+    path = save_checkpoint(tmp_path / "best.pt", model, cfg)
+    back, back_cfg = load_checkpoint(path, device="cpu")
+    assert back_cfg == cfg and back.linears[0].in_features == 12 and back.linears[-1].out_features == 3
+    for (k, v), (k2, v2) in zip(model.state_dict().items(), back.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+@pytest.mark.parametrize("config_hidden,saved_hidden,words", [
+    ((16,), (16, 16), 'Unexpected key.*"layers.5.weight"'),      # an extra layer
+    ((16, 16), (16,), 'Missing key.*"layers.5.weight"'),         # a layer missing
+    ((16,), (32,), r"size mismatch for layers.1.weight.*\[32, 12\].*\[16, 12\]"),
+])
+def test_load_checkpoint_refuses_layers_that_do_not_fit_the_config(tmp_path, config_hidden, saved_hidden, words):
+    path = save_checkpoint(tmp_path / "odd.pt", MultiLayerPerceptron(12, saved_hidden, 3),
+                           MLPConfig(hidden_layers=config_hidden))
+    with pytest.raises(ValueError, match=f"checkpoint {path} does not fit the model of its config.*{words}"):
+        load_checkpoint(path)
+
+
+def _saved(tmp_path):
+    cfg = MLPConfig(hidden_layers=(8,), init="kaiming", batch_norm=True)
+    model = build_model(cfg, 12, 3)
+    return model, cfg, save_checkpoint(tmp_path / "good.pt", model, cfg)
+
+
+class _Payload:
+    """Unpickling this would create a file: code that an untrusted checkpoint must never run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+@pytest.mark.parametrize("damage,words", [
+    ("nan weight", r"finite tensors.*\['layers.1.weight'\]"),
+    ("inf bias", r"finite tensors.*\['layers.4.bias'\]"),
+    ("negative running_var", r"variances >= 0.*\['layers.2.running_var'\]"),
+    ("empty", "cannot be read"),
+    ("truncated", "cannot be read"),
+    ("no config", "cannot be read.*KeyError"),
+    ("impossible config", "cannot be read.*'lr'"),
+    ("code", "cannot be read.*Weights only load failed\\)"),
+])
+def test_load_checkpoint_refuses_damaged_files_naming_them(tmp_path, damage, words):
+    _, _, good = _saved(tmp_path)
+    path = tmp_path / "bad.pt"
+    raw = good.read_bytes()
+    blob = torch.load(good, weights_only=True)
+    if damage in ("empty", "truncated"):
+        path.write_bytes(b"" if damage == "empty" else raw[:len(raw) // 2])
+    elif damage == "code":
+        torch.save({**blob, "state_dict": _Payload(tmp_path / "ran")}, path)
+    elif damage in ("no config", "impossible config"):
+        torch.save({**blob, "config": {**blob["config"], "lr": -1.0}} if damage[0] == "i" else
+                   {k: v for k, v in blob.items() if k != "config"}, path)
+    else:
+        key, value = {"nan weight": ("layers.1.weight", float("nan")), "inf bias": ("layers.4.bias", float("inf")),
+                      "negative running_var": ("layers.2.running_var", -0.5)}[damage]
+        blob["state_dict"][key].view(-1)[0] = value
+        torch.save(blob, path)
+    with pytest.raises(ValueError, match=words) as e:
+        load_checkpoint(path)
+    assert f"checkpoint {path} " in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_save_checkpoint_onto_a_directory_names_the_target(tmp_path):
+    model, cfg, _ = _saved(tmp_path)
+    target = tmp_path / "best.pt"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError, match=f"directory.*'{target}'"):
+        save_checkpoint(target, model, cfg)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "good.pt"]      # no temp file left

@@ -1,8 +1,7 @@
-"""aml.mlp.train: the optimiser and its schedules, one epoch against a hand-written SGD loop, the
-evaluation helpers against direct computation, and fit's history and divergence guard (with the
-epoch scripted, so the numbers are known)."""
+"""aml.mlp.train: the optimiser and its schedules, the augmentation, one epoch against a hand-written SGD
+loop, the evaluation helpers against direct computation, fit's history and divergence guard (with the
+epoch scripted, so the numbers are known), and the checks of every entry point."""
 import dataclasses
-import math
 
 import numpy as np
 import pytest
@@ -15,12 +14,13 @@ from aml.mlp import (
     MLPConfig,
     MultiLayerPerceptron,
     TensorSplits,
+    augment_batch,
     build_model,
     evaluate,
-    evaluate_loss_and_accuracy,
     fit,
     make_optimizer,
     predict,
+    predict_flip_averaged,
     train_one_epoch,
 )
 from aml.training import TrainingDiverged
@@ -48,8 +48,7 @@ def _lrs(opt, sched, steps):
 @pytest.mark.parametrize("name,cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
                                       ("sgd", torch.optim.SGD)])
 def test_make_optimizer_builds_the_configured_optimiser(name, cls):
-    cfg = MLPConfig(optimizer=name, lr=0.03, weight_decay=0.002, momentum=0.5 if name == "sgd" else 0.0,
-                    nesterov=name == "sgd")
+    cfg = MLPConfig(optimizer=name, lr=0.03, weight_decay=0.002)
     model = _model()
     opt, _ = make_optimizer(model, cfg, steps_per_epoch=3)
     assert type(opt) is cls
@@ -57,20 +56,19 @@ def test_make_optimizer_builds_the_configured_optimiser(name, cls):
     assert group["lr"] == 0.03 and group["weight_decay"] == 0.002
     assert [id(p) for p in group["params"]] == [id(p) for p in model.parameters()]
     if name == "sgd":
-        assert group["momentum"] == 0.5 and group["nesterov"] is True
+        assert group["momentum"] == 0 and group["nesterov"] is False          # plain SGD
     else:
         assert group["fused"] is True                     # one kernel per step on CPU and CUDA
 
 
 @pytest.mark.parametrize("schedule,cls,args", [
-    ("step", torch.optim.lr_scheduler.StepLR, {"step_size": 4, "gamma": 0.5}),
-    ("cosine", torch.optim.lr_scheduler.CosineAnnealingLR, {"T_max": 12}),
+    ("step", torch.optim.lr_scheduler.StepLR, {"step_size": 4, "gamma": 0.95}),
     ("onecycle", torch.optim.lr_scheduler.OneCycleLR, {"total_steps": 12}),
 ])
 def test_make_optimizer_maps_the_schedule_to_per_step_arguments(schedule, cls, args):
     # aml's part only: which scheduler, and its lengths counted in minibatches (steps_per_epoch x
     # num_epochs), since train_one_epoch steps it once per minibatch; torch's curves are torch's
-    opt, sched = make_optimizer(_model(), MLPConfig(lr=0.1, lr_decay=0.5, num_epochs=3, schedule=schedule), 4)
+    opt, sched = make_optimizer(_model(), MLPConfig(lr=0.1, num_epochs=3, schedule=schedule), 4)
     assert type(sched) is cls and sched.optimizer is opt
     assert {k: getattr(sched, k) for k in args} == args
     if schedule == "onecycle":
@@ -84,7 +82,7 @@ def test_make_optimizer_maps_the_schedule_to_per_step_arguments(schedule, cls, a
 def _manual_epoch(model, X, y, lr, batch_size, seed, label_smoothing=0.0):
     """The same epoch written out: same permutation, plain SGD by hand (w <- w - lr grad)."""
     perm = torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(seed))
-    losses, correct, seen = [], 0, 0
+    losses = []
     for start in range(0, X.shape[0] - batch_size + 1, batch_size) if X.shape[0] >= batch_size else [0]:
         idx = perm[start:start + batch_size]
         logits = model(X[idx])
@@ -95,23 +93,20 @@ def _manual_epoch(model, X, y, lr, batch_size, seed, label_smoothing=0.0):
             for p in model.parameters():
                 p -= lr * p.grad
         losses.append(loss.item())
-        correct += (logits.argmax(1) == y[idx]).sum().item()
-        seen += len(idx)
-    return losses, correct / seen
+    return losses
 
 
 @pytest.mark.parametrize("n,batch_size,steps", [(10, 4, 2), (12, 4, 3), (3, 4, 1), (9, 5, 1), (5, 5, 1)])
 def test_train_one_epoch_matches_a_hand_written_sgd_epoch(n, batch_size, steps):
     X, y = _data(n)
-    cfg = MLPConfig(optimizer="sgd", lr=0.5, weight_decay=0.0, lr_decay=1.0)
+    cfg = MLPConfig(optimizer="sgd", lr=0.5, weight_decay=0.0)
     model, ref = _model(), _model()
     opt, sched = make_optimizer(model, cfg, steps_per_epoch=steps)
-    losses, acc = train_one_epoch(model, X, y, opt, sched, batch_size=batch_size,
-                                  generator=torch.Generator().manual_seed(7), label_smoothing=0.1)
-    ref_losses, ref_acc = _manual_epoch(ref, X, y, 0.5, batch_size, 7, label_smoothing=0.1)
+    losses = train_one_epoch(model, X, y, opt, sched, batch_size=batch_size,
+                             generator=torch.Generator().manual_seed(7), label_smoothing=0.1)
+    ref_losses = _manual_epoch(ref, X, y, 0.5, batch_size, 7, label_smoothing=0.1)
     assert losses.shape == (steps,)
     np.testing.assert_allclose(losses.numpy(), ref_losses, rtol=1e-5)
-    assert float(acc) == pytest.approx(ref_acc)
     for p, q in zip(model.parameters(), ref.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     assert model.training
@@ -120,12 +115,15 @@ def test_train_one_epoch_matches_a_hand_written_sgd_epoch(n, batch_size, steps):
 def test_train_one_epoch_steps_the_scheduler_every_minibatch():
     X, y = _data(12)
     model = _model()
-    opt, sched = make_optimizer(model, MLPConfig(optimizer="sgd", lr=0.1, schedule="cosine", num_epochs=1), 3)
+    opt, sched = make_optimizer(model, MLPConfig(optimizer="sgd", lr=0.1, schedule="onecycle", num_epochs=2), 3)
     train_one_epoch(model, X, y, opt, sched, batch_size=4, generator=torch.Generator().manual_seed(0))
-    assert sched.last_epoch == 3 and opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert sched.last_epoch == 3 and opt.param_groups[0]["lr"] < 0.1     # past the peak at step 1.5
+    opt, sched = make_optimizer(model, MLPConfig(optimizer="sgd", lr=0.1), 3)
+    train_one_epoch(model, X, y, opt, sched, batch_size=4, generator=torch.Generator().manual_seed(0))
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.095)                   # x 0.95 after the epoch
 
 
-def test_train_one_epoch_augments_only_when_asked(monkeypatch):
+def test_train_one_epoch_passes_the_augmentation_on_for_every_batch(monkeypatch):
     calls = []
 
     def spy(x, generator, *, flip, crop_padding):
@@ -137,54 +135,47 @@ def test_train_one_epoch_augments_only_when_asked(monkeypatch):
     model = _model()
     opt, sched = make_optimizer(model, MLPConfig(), 2)
     train_one_epoch(model, X, y, opt, sched, batch_size=4, generator=torch.Generator())
-    assert calls == []
     train_one_epoch(model, X, y, opt, sched, batch_size=4, generator=torch.Generator(), flip=True)
     train_one_epoch(model, X, y, opt, sched, batch_size=4, generator=torch.Generator(), crop_padding=2)
-    assert calls == [(4, True, 0)] * 2 + [(4, False, 2)] * 2
+    assert calls == [(4, False, 0)] * 2 + [(4, True, 0)] * 2 + [(4, False, 2)] * 2
 
 
-def test_evaluation_helpers_match_direct_computation():
+def test_evaluation_helpers_match_direct_computation(monkeypatch):
     X, y = _data(7)
     model = _model(dropout=0.5)
     model.train()
     with torch.no_grad():
         model.eval()
         logits = model(X)
-    loss, acc = evaluate_loss_and_accuracy(model, X, y, batch_size=3)     # chunks of 3, 3, 1
+    monkeypatch.setattr(mt, "EVAL_BATCH_SIZE", 3)                          # chunks of 3, 3, 1
+    loss, acc = mt._loss_and_accuracy(model, X, y)
     assert loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
     assert acc == pytest.approx((logits.argmax(1) == y).float().mean().item())
-    assert evaluate_loss_and_accuracy(model, X, y) == pytest.approx((loss, acc), rel=1e-5)
-    assert evaluate(model, X, y, batch_size=2) == acc
-    torch.testing.assert_close(predict(model, X, batch_size=3), logits.argmax(1))
+    model.train()
+    assert evaluate(model, X, y) == acc and not model.training
+    model.train()
+    torch.testing.assert_close(predict(model, X), logits.argmax(1))
     assert predict(model, X).dtype == torch.long and not model.training
-    assert predict(model, X[:0]).shape == (0,) and predict(model, X[:0]).dtype == torch.long
-    assert all(math.isnan(v) for v in evaluate_loss_and_accuracy(model, X[:0], y[:0]))
-    with pytest.raises(ValueError, match=r"'y'.*\(7,\)"):
-        evaluate_loss_and_accuracy(model, X, y[:6])
-    with pytest.raises(ValueError, match=r"'y'"):
-        evaluate_loss_and_accuracy(model, X, y.view(7, 1))
-    with pytest.raises(ValueError, match="'batch_size'"):
-        predict(model, X, batch_size=0)
-    with pytest.raises(ValueError, match="'batch_size'"):
-        evaluate_loss_and_accuracy(model, X, y, batch_size=0)
+    assert predict(model, X.flatten(1)).shape == (7,)                     # rows (N, D) as well as images
 
 
-def test_default_evaluation_batch_is_2000(monkeypatch):
+def test_default_evaluation_batch_is_2000():
     X, y = _data(2001)
     model = _model()
     sizes = []
     model.register_forward_hook(lambda m, i, o: sizes.append(o.shape[0]))
-    evaluate_loss_and_accuracy(model, X, y)
+    evaluate(model, X, y)
     predict(model, X)
-    assert sizes == [2000, 1, 2000, 1]
+    predict_flip_averaged(model, X)
+    assert sizes == [2000, 1, 2000, 1] + [2000] * 2 + [1] * 2
 
 
 def test_build_model_is_seeded_by_the_config():
-    cfg = MLPConfig(hidden_layers=(6, 5), init="kaiming", seed=4, activation="tanh", batch_norm=True, dropout=0.2)
+    cfg = MLPConfig(hidden_layers=(6, 5), init="kaiming", seed=4, batch_norm=True, dropout=0.2)
     a, b = build_model(cfg, 12, 3), build_model(cfg, 12, 3)
     assert a.depth == 3 and a.linears[0].in_features == 12 and a.linears[-1].out_features == 3
     assert [m.out_features for m in a.linears] == [6, 5, 3]
-    assert sum(isinstance(m, torch.nn.Tanh) for m in a.modules()) == 2
+    assert sum(isinstance(m, torch.nn.ReLU) for m in a.modules()) == 2
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in a.modules()) == 2
     assert sum(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in a.modules()) == 2
     for p, q in zip(a.parameters(), b.parameters()):
@@ -216,8 +207,7 @@ def _scripted_epochs(monkeypatch, script):
                 p.fill_(float(k + 1))
             if script[k] == "inf-param":
                 next(model.parameters()).view(-1)[0] = float("inf")
-        losses = [1.0, 1.0] if script[k] == "inf-param" else script[k]
-        return torch.tensor(losses), torch.tensor(0.5)
+        return torch.tensor([1.0, 1.0] if script[k] == "inf-param" else script[k])
 
     monkeypatch.setattr(mt, "train_one_epoch", fake)
     return seen
@@ -254,18 +244,18 @@ def test_fit_does_not_stop_at_exactly_100_times_the_first_loss(monkeypatch):
 
 def test_fit_history_and_callbacks():
     data = _splits(n=20)
-    cfg = MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=8, lr=0.05, lr_decay=0.5, init="kaiming", seed=2)
+    cfg = MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=8, lr=0.05, init="kaiming", seed=2)
     seen = []
     model, h = fit(cfg, data, num_train_eval=20, on_epoch=lambda e, hist: seen.append((e, len(hist["lr_history"]))))
     steps = 20 // 8
     assert h["loss_history"].shape == (2 * steps,) and np.isfinite(h["loss_history"]).all()
     assert h["iterations_per_epoch"] == steps
     np.testing.assert_array_equal(h["epoch_history"], [1.0, 2.0])
-    np.testing.assert_allclose(h["lr_history"], [0.05, 0.025])        # the rate each epoch ran with
+    np.testing.assert_allclose(h["lr_history"], [0.05, 0.05 * 0.95])        # the rate each epoch ran with
     assert seen == [(1, 1), (2, 2)]
     assert h["device"] == "cpu" and 0 < h["train_seconds"] < 60 and h["heldout_val_acc"] is None
     # the last epoch's accuracies are those of the returned model
-    loss, acc = evaluate_loss_and_accuracy(model, data.X_val, data.y_val)
+    loss, acc = mt._loss_and_accuracy(model, data.X_val, data.y_val)
     assert h["val_acc_history"][-1] == acc and h["val_loss_history"][-1] == pytest.approx(loss)
     assert h["train_acc_history"][-1] == evaluate(model, data.X_train, data.y_train)
     assert h["best_val_acc"] == h["val_acc_history"].max()
@@ -284,7 +274,7 @@ def test_fit_train_accuracy_uses_a_seeded_subset(monkeypatch):
 def test_fit_best_epoch_is_the_first_maximum(monkeypatch):
     # per epoch: the validation accuracy, then the train-subset accuracy (evaluate calls the same helper)
     accs = iter([0.2, 0.9, 0.6, 0.9, 0.6, 0.9, 0.1, 0.9])
-    monkeypatch.setattr(mt, "evaluate_loss_and_accuracy", lambda *a, **k: (1.0, next(accs)))
+    monkeypatch.setattr(mt, "_loss_and_accuracy", lambda *a, **k: (1.0, next(accs)))
     _scripted_epochs(monkeypatch, [[1.0, 1.0]] * 4)
     _, h = fit(MLPConfig(hidden_layers=(4,), num_epochs=4, batch_size=6, init="kaiming"), _splits())
     np.testing.assert_array_equal(h["val_acc_history"], [0.2, 0.6, 0.6, 0.1])
@@ -360,15 +350,17 @@ def test_fit_on_fewer_images_than_a_batch_takes_one_step_per_epoch():
 
 
 def test_fit_defaults_no_progress_bar_and_5000_train_images(monkeypatch):
-    import tqdm.auto
-    monkeypatch.setattr(tqdm.auto, "tqdm", lambda *a, **k: pytest.fail("a progress bar without verbose"))
-    _scripted_epochs(monkeypatch, [[1.0, 1.0]])
-    sizes = []
-    monkeypatch.setattr(mt, "evaluate", lambda model, X, y: sizes.append(X.shape[0]) or 0.5)
+    bars, sizes = [], []
+    real_tqdm = mt.tqdm
+    monkeypatch.setattr(mt, "tqdm", lambda *a, **k: bars.append(k["disable"]) or real_tqdm(*a, **k))
+    _scripted_epochs(monkeypatch, [[1.0, 1.0]] * 2)
+    monkeypatch.setattr(mt, "_loss_and_accuracy", lambda model, X, y: sizes.append(X.shape[0]) or (1.0, 0.5))
     X, y = torch.zeros(5001, 3, 32, 32), torch.zeros(5001, dtype=torch.long)
     data = TensorSplits(X, y, X[:2], y[:2], SealedTest(X[:0], y[:0].numpy()), class_names=("a", "b"))
     fit(MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=2500), data)
-    assert sizes == [5000]
+    assert sizes == [2, 5000] and bars == [True]
+    fit(MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=2500), data, verbose=True, num_train_eval=7)
+    assert sizes[-1] == 7 and bars[-1] is False
 
 
 # --- one history for both halves ---------------------------------------------------------------------------------
@@ -431,8 +423,8 @@ def test_fit_monitors_the_selection_split_and_reads_validation_once_at_the_end(m
     X, y = _data(9, seed=5)
     data = dataclasses.replace(_splits(n=12), X_sel=X, y_sel=y)
     sizes = []
-    real = mt.evaluate_loss_and_accuracy
-    monkeypatch.setattr(mt, "evaluate_loss_and_accuracy",
+    real = mt._loss_and_accuracy
+    monkeypatch.setattr(mt, "_loss_and_accuracy",
                         lambda m, Xe, ye, *a: sizes.append(len(Xe)) or real(m, Xe, ye))
     model, h = fit(MLPConfig(hidden_layers=(4,), num_epochs=2, batch_size=6, init="kaiming"), data)
     assert sizes == [9, 12, 9, 12, 6]        # per epoch: selection, train subset; validation (6) only at the end
@@ -454,13 +446,18 @@ def test_fit_with_an_empty_selection_split_monitors_validation():
 @pytest.mark.parametrize("change,exc,words", [
     (lambda d: dict(y_train=torch.full_like(d.y_train, 10), class_names=tuple("abcdefghij")), ValueError,
      r"'y_train' must hold labels in \[0, 10\).*Got values in \[10, 10\]"),
-    (lambda d: dict(y_val=d.y_val.float()), TypeError, r"'y_val' must be an int64 .*Got dtype torch.float32"),
-    (lambda d: dict(X_train=d.X_train.double()), TypeError, r"'X_train' must be a float32 .*Got dtype torch.float64"),
-    (lambda d: dict(X_train=d.X_train.numpy()), TypeError, r"'X_train' must be a float32 torch.Tensor.*Got ndarray"),
-    (lambda d: dict(X_val=d.X_val[:, :, :16]), ValueError, r"'X_val' must have shape \(N, 3, 32, 32\) like X_train"),
+    (lambda d: dict(y_val=d.y_val.float()), TypeError, r"'y_val' must be an int64 .*Got torch.float32"),
+    (lambda d: dict(X_train=d.X_train.double()), TypeError, r"'X_train' must be torch.float32 .*Got torch.float64"),
+    (lambda d: dict(X_train=d.X_train.numpy()), TypeError, r"'X_train' must be a torch.Tensor.*Got ndarray"),
+    (lambda d: dict(X_val=d.X_val[:, :, :16]), ValueError,
+     r"'X_val' must have shape \(N, 3, 32, 32\) or \(N, 3072\). Got \(6, 3, 16, 32\)"),
+    (lambda d: dict(X_val=d.X_val.to("meta")), TypeError, r"'X_val' must be torch.float32 on cpu.*on meta"),
     (lambda d: dict(y_train=d.y_train[:-1]), ValueError, r"'y_train' must have shape \(12,\)"),
     (lambda d: dict(X_sel=d.X_val, y_sel=d.y_val - 5), ValueError, r"'y_sel' must hold labels in \[0, 3\)"),
     (lambda d: dict(X_sel=d.X_val.half(), y_sel=d.y_val), TypeError, "'X_sel'"),
+    (lambda d: dict(X_train=d.X_train[:0], y_train=d.y_train[:0]), ValueError, "'X_train' must hold at least one"),
+    (lambda d: dict(X_val=d.X_val[:0], y_val=d.y_val[:0]), ValueError, "'X_val' must hold at least one image"),
+    (lambda d: dict(X_val=d.X_val[:0], y_val=d.y_val[:0], X_sel=d.X_val, y_sel=d.y_val), ValueError, "'X_val'"),
 ])
 def test_fit_refuses_bad_data_before_building_a_model(monkeypatch, change, exc, words):
     monkeypatch.setattr(mt, "build_model", lambda *a: pytest.fail("fit built a model from bad data"))
@@ -470,13 +467,119 @@ def test_fit_refuses_bad_data_before_building_a_model(monkeypatch, change, exc, 
 
 
 def test_predict_flip_averaged_averages_an_image_and_its_mirror():
-    from aml.mlp import predict_flip_averaged
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 5))
     x = torch.randn(200, 3, 32, 32)
     with torch.no_grad():
         p, q = F.softmax(model(x), 1), F.softmax(model(x.flip(3)), 1)   # flip(3): the width axis
-    out = predict_flip_averaged(model, x, batch_size=64)
+    out = predict_flip_averaged(model, x)
     assert out.dtype == torch.long and torch.equal(out, (p + q).argmax(1))
     assert not torch.equal(out, p.argmax(1)) and not torch.equal(out, q.argmax(1))   # neither view alone
-    assert predict_flip_averaged(model, x[:0]).shape == (0,)
+    with pytest.raises(ValueError, match=r"'X' parameter must have shape \(N, 3, 32, 32\)\. Got \(200, 3072\)"):
+        predict_flip_averaged(model, x.flatten(1))
+
+
+@pytest.mark.parametrize("X,y,exc,words", [
+    (torch.zeros(0, 3, 32, 32), None, ValueError, r"The 'X' parameter must hold at least one image. Got 0"),
+    (torch.zeros(5, 3, 16, 16), None, ValueError, r"'X' parameter must have shape \(N, 3, 32, 32\) or \(N, 3072\)"),
+    (torch.zeros(5, 3072, 1), None, ValueError, r"'X'.*Got \(5, 3072, 1\)"),
+    (torch.zeros(5, 3, 32, 32, dtype=torch.float64), None, TypeError, r"'X'.*torch.float32 on cpu.*torch.float64"),
+    (torch.zeros(5, 3, 32, 32, dtype=torch.uint8), None, TypeError, r"'X'.*Got torch.uint8"),
+    (torch.zeros(5, 3, 32, 32, device="meta"), None, TypeError,
+     r"'X' parameter must be torch.float32 on cpu. Got torch.float32 on meta"),
+    (np.zeros((5, 3072), dtype=np.float32), None, TypeError, r"'X'.*torch.Tensor.*Got ndarray"),
+    (None, torch.zeros(5), TypeError, r"'y'.*int64.*Got torch.float32"),
+    (None, torch.zeros(4, dtype=torch.long), ValueError, r"'y'.*shape \(5,\).*Got \(4,\)"),
+    (None, torch.zeros(5, 1, dtype=torch.long), ValueError, r"'y'.*shape \(5,\)"),
+    (None, torch.tensor([0, 1, 2, 3, 1]), ValueError, r"'y'.*labels in \[0, 3\). Got values in \[0, 3\]"),
+    (None, torch.tensor([0, 1, -1, 2, 1]), ValueError, r"'y'.*labels in \[0, 3\)"),
+])
+def test_predict_and_evaluate_check_their_inputs(X, y, exc, words):
+    model = _model()
+    X = torch.zeros(5, 3, 32, 32) if X is None else X
+    with pytest.raises(exc, match=words):
+        if y is None:
+            predict(model, X)
+        else:
+            evaluate(model, X, y)
+    if y is None and isinstance(X, torch.Tensor):
+        with pytest.raises(exc, match=words):
+            evaluate(model, X, torch.zeros(len(X), dtype=torch.long))
+
+
+def _bn_epoch(n, batch_size):
+    model = _model(hidden=(8,), batch_norm=True)
+    opt, sched = make_optimizer(model, MLPConfig(), 1)
+    X, y = _data(n)
+    return train_one_epoch(model, X, y, opt, sched, batch_size=batch_size, generator=torch.Generator())
+
+
+def test_batch_norm_refuses_a_training_batch_of_one_image():
+    with pytest.raises(ValueError, match="'batch_size'.*at least 2 images for BatchNorm.*batch_size=1 on 8 images"):
+        _bn_epoch(8, 1)
+    with pytest.raises(ValueError, match="'batch_size'.*batch_size=4 on 1 images"):
+        _bn_epoch(1, 4)
+    assert _bn_epoch(9, 4).shape == (2,)                 # the last partial batch (of 1) is dropped, not trained on
+    cfg = MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=1, batch_norm=True)
+    with pytest.raises(ValueError, match="'batch_size'.*BatchNorm"):
+        fit(cfg, _splits())
+    _, h = fit(dataclasses.replace(cfg, batch_norm=False), _splits())          # without BatchNorm, one image is fine
+    assert h["iterations_per_epoch"] == 12
+
+
+def test_train_one_epoch_checks_its_arguments():
+    model = _model()
+    opt, sched = make_optimizer(model, MLPConfig(), 1)
+    X, y = _data(8)
+    for args, exc, words in [((X.double(), y), TypeError, "'X'"), ((X, y[:7]), ValueError, "'y'.*\\(8,\\)"),
+                             ((X, y.int()), TypeError, "'y'"), ((X[:0], y[:0]), ValueError, "'X'.*at least one")]:
+        with pytest.raises(exc, match=words):
+            train_one_epoch(model, *args, opt, sched, batch_size=4, generator=torch.Generator())
+    with pytest.raises(ValueError, match="'batch_size'"):
+        train_one_epoch(model, X, y, opt, sched, batch_size=0, generator=torch.Generator())
+
+
+# --- the augmentation of a batch ---------------------------------------------------------------------------------
+
+def test_augment_batch_flips_some_images_and_keeps_the_rest():
+    xs = torch.randn(64, 3, 32, 32)
+    assert augment_batch(xs, torch.Generator()) is xs                       # nothing asked: the batch as it is
+    out = augment_batch(xs, torch.Generator().manual_seed(1), flip=True)
+    flipped = torch.tensor([torch.equal(out[i], xs[i].flip(2)) for i in range(64)])
+    kept = torch.tensor([torch.equal(out[i], xs[i]) for i in range(64)])
+    assert bool((flipped | kept).all()) and 10 < int(flipped.sum()) < 54
+
+
+def test_augment_batch_crops_are_shifted_windows_of_the_padded_image():
+    p, N = 4, 16
+    x = torch.rand(N, 3, 32, 32) + 1.0                    # no zeros, so padding shows
+    out = augment_batch(x, torch.Generator().manual_seed(3), crop_padding=p)
+    assert out.shape == x.shape
+    padded = torch.nn.functional.pad(x, (p, p, p, p))
+    g = torch.Generator().manual_seed(3)                  # the offsets the generator draws: dy for every image, then dx
+    dy, dx = torch.randint(0, 2 * p + 1, (N,), generator=g), torch.randint(0, 2 * p + 1, (N,), generator=g)
+    for i in range(N):
+        assert torch.equal(out[i], padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]), i
+    assert int(((dy != p) | (dx != p)).sum()) >= N // 2   # crops really move the content
+    # the window reaches every offset 0..2p: both extremes occur over many images
+    big = augment_batch(torch.ones(400, 1, 32, 32), torch.Generator().manual_seed(0), crop_padding=p)
+    zero_rows = (big == 0).all(dim=3).sum(dim=2).view(-1)   # rows of padding at top or bottom
+    assert int(zero_rows.max()) == p
+    both = augment_batch(x, torch.Generator().manual_seed(3), flip=True, crop_padding=p)
+    assert both.shape == x.shape and not torch.equal(both, out)
+
+
+def test_configured_adam_epoch_lowers_the_loss_on_a_fixed_batch():
+    # aml's optimiser and epoch, not torch's Adam alone: the handout's config (Adam, lr 1e-3, weight
+    # decay 1e-3, x 0.95 an epoch) trained for 20 epochs on one batch of 32 must fit it better than at the start
+    torch.manual_seed(0)
+    model = MultiLayerPerceptron(3072, [50], 10, init="kaiming")
+    x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
+    before = F.cross_entropy(model(x), y).item()
+    opt, sched = make_optimizer(model, MLPConfig(), steps_per_epoch=1)
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["weight_decay"] == 1e-3
+    g = torch.Generator().manual_seed(0)
+    losses = [train_one_epoch(model, x, y, opt, sched, batch_size=32, generator=g).item() for _ in range(20)]
+    assert losses[0] == pytest.approx(before, rel=1e-5)        # the first step's loss is the starting loss
+    assert F.cross_entropy(model(x), y).item() < 0.5 * before and losses[-1] < losses[0]
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.95 ** 20)

@@ -16,15 +16,18 @@ LR, MU = 0.1, 0.9
 
 
 def _run(rule, **hyper):
-    """Three steps of ``rule`` from W0; returns the w and the state after each step (copies)."""
-    w, state, ws, vs = W0.copy(), {}, [], []
+    """Three steps of ``rule`` from W0; returns the w and the velocity after each step."""
+    w, config, ws, vs = W0.copy(), {"learning_rate": LR, **hyper}, [], []
     for dw in GRADS:
-        dw_before = dw.copy()
-        out = rule(w, dw, state, lr=LR, **hyper)
-        assert out is w                                  # updated in place and returned
-        np.testing.assert_array_equal(dw, dw_before)     # the gradient is left alone
-        ws.append(w.copy())
-        vs.append(state["velocity"].copy() if "velocity" in state else None)
+        before = (w.copy(), dw.copy(), dict(config))
+        w_next, config_next = rule(w, dw, config)
+        np.testing.assert_array_equal(w, before[0])      # pure: nothing changed in place
+        np.testing.assert_array_equal(dw, before[1])
+        assert config.keys() == before[2].keys()
+        assert config_next["learning_rate"] == LR
+        w, config = w_next, config_next
+        ws.append(w)
+        vs.append(config.get("velocity"))
     return ws, vs
 
 
@@ -72,12 +75,11 @@ def test_momentum_zero_is_sgd(rule):
 
 
 @pytest.mark.parametrize("rule", [optim.sgd_momentum, optim.nesterov_momentum])
-def test_velocity_is_per_state_and_starts_at_zero(rule):
-    # two parameters, two states: one parameter's velocity never leaks into the other's
-    a, b = np.array([1.0]), np.array([1.0])
-    sa, sb = {}, {}
-    rule(a, np.array([1.0]), sa, lr=0.5, momentum=0.5)
-    rule(b, np.array([-1.0]), sb, lr=0.5, momentum=0.5)
-    np.testing.assert_array_equal(sa["velocity"], [-0.5])
-    np.testing.assert_array_equal(sb["velocity"], [0.5])
-    assert sa["velocity"].dtype == a.dtype and sa["velocity"].shape == a.shape
+def test_velocity_is_per_config_and_starts_at_zero(rule):
+    # two parameters, two configs: one parameter's velocity never leaks into the other's; float32 stays float32
+    a, b = np.array([1.0], dtype=np.float32), np.array([1.0], dtype=np.float32)
+    a, ca = rule(a, np.array([1.0], dtype=np.float32), {"learning_rate": 0.5, "momentum": 0.5})
+    b, cb = rule(b, np.array([-1.0], dtype=np.float32), {"learning_rate": 0.5, "momentum": 0.5})
+    np.testing.assert_array_equal(ca["velocity"], [-0.5])
+    np.testing.assert_array_equal(cb["velocity"], [0.5])
+    assert ca["velocity"].dtype == a.dtype == np.float32 and ca["velocity"].shape == a.shape

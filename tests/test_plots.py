@@ -45,47 +45,18 @@ def test_training_curves_legend_entries_match_their_lines():
     assert not matplotlib.colors.same_color(train.get_color(), val.get_color())
 
 
-def test_accuracy_curves_keep_a_label_s_colour_across_panels_and_share_one_legend():
-    panels = {"a": {"depth 2": _history(), "depth 3": _history(seed=1)},
-              "b": {"depth 2": _history(seed=2), "depth 3": _history(seed=3)}}
-    fig = plots.accuracy_curves(panels, "acc")
-    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
-    colours = [[line.get_color() for line in ax.get_lines()] for ax in fig.axes]
-    assert colours[0] == colours[1]                          # depth 2 and depth 3 alike in both panels
-    assert colours[0][0] == colours[0][1] != colours[0][2]   # a label's train and validation lines share it
-    (legend,) = fig.legends
-    assert [t.get_text() for t in legend.get_texts()] == ["depth 2", "depth 3", "train", "validation"]
-    assert [h.get_linestyle() for h in legend.legend_handles[-2:]] == ["--", "-"]
 
-
-def test_training_curves_use_a_log_loss_axis_only_when_the_start_dwarfs_the_rest():
-    h = _history()
-    assert plots.training_curves(h, "lin").axes[0].get_yscale() == "linear"
-    h["loss_history"][0] = 12.0
-    fig = plots.training_curves(h, "log")
-    assert fig.axes[0].get_yscale() == "log" and "log scale" in fig.axes[0].get_title()
-
-
-def test_search_history_draws_failed_trials_apart_from_accuracies():
-    import pandas as pd
-    table = pd.DataFrame({"number": [0, 1, 2, 3], "state": ["COMPLETE", "PRUNED", "FAIL", "COMPLETE"],
-                          "value": [0.40, 0.30, None, 0.45], "epochs": [9, 1, 2, 9]})
-    fig = plots.search_history(table, "s")
-    ax = fig.axes[0]
-    fail = next(c for c in ax.collections if c.get_label().startswith("fail"))
-    assert fail.get_transform() != ax.transData                  # a strip in axes coordinates, not a value
-    values = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections if not c.get_label().startswith("fail")])
-    assert 0.0 not in values and ax.get_ylim()[0] > 0.1            # no accuracy axis dragged down to 0
-    assert fig.legends and not ax.get_legend()                     # the legend sits below, off the points
-
-
-def test_depth_effect_draws_one_line_per_setting_with_error_bars():
-    rows = [{"setting": s, "depth": d, "seeds": 3, "val_mean": 0.5 + 0.01 * d, "val_std": 0.01}
-            for s in ("fixed", "tuned") for d in (2, 3, 4, 5)]
+def test_depth_effect_draws_train_dashed_and_validation_solid_per_setting():
+    rows = [{"setting": s, "measure": m, "depth": d, "mean": 0.5 + 0.01 * d, "std": 0.01}
+            for s in ("chosen", "he-only") for m in ("train", "validation") for d in (2, 3, 4, 5)]
     fig = plots.depth_effect(rows, "d")
     ax = fig.axes[0]
-    assert len(ax.containers) == 2                                  # one errorbar container per setting
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fixed (3 seeds)", "tuned (3 seeds)"]
+    assert len(ax.containers) == 4                                  # one errorbar container per line
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "chosen, train", "chosen, validation", "he-only, train", "he-only, validation"]
+    styles = [c.lines[0].get_linestyle() for c in ax.containers]
+    assert styles == ["--", "-", "--", "-"]
+
 
 
 def test_loss_terms_draws_cross_entropy_and_l2_apart_on_linear_axes():
@@ -95,3 +66,13 @@ def test_loss_terms_draws_cross_entropy_and_l2_apart_on_linear_axes():
     assert left.get_yscale() == right.get_yscale() == "linear"
     assert np.allclose(left.lines[0].get_ydata(), 2.0) and np.allclose(right.lines[0].get_ydata(), 0.5)
     assert left.get_ylabel() and right.get_ylabel()
+
+
+def test_source_code_drops_docstrings_and_keeps_the_code():
+    def f(x):
+        """Doc
+        string."""
+        y = x + 1   # kept
+        return y
+
+    assert plots.source_code(f) == "def f(x):\n    y = x + 1   # kept\n    return y"

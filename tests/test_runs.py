@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import nbformat
+import numpy as np
 import pytest
 
 from aml import runs
@@ -119,20 +120,45 @@ def test_smoke_nbval_run_leaves_the_committed_results(checkout):
     assert json.loads((checkout / "runs" / "smoke" / "results" / "q3a_toy.json").read_text())["smoke"] is True
 
 
-def test_seed_run_folder_records_the_ledger_and_new_rows_are_the_runs_own(checkout, tmp_path):
-    run = runs.new_run_folder(checkout)
-    assert run.parent == checkout / "runs" and json.loads((run / "run.json").read_text())["ledger_rows"] == 1
-    assert runs.new_ledger_rows(run) == []
-    with open(run / "results" / "test_ledger.csv", "a") as f:
-        f.write("2030-01-02T00:00:00Z,q4,abcdef012345,1,10,0.7,c0ffee,False\n")
-    assert [r["question"] for r in runs.new_ledger_rows(run)] == ["q4"]
+def test_seeding_copies_the_committed_files_once(checkout, tmp_path):
+    run = runs.seed_run_folder(tmp_path / "run", source=checkout)
+    assert sorted(p.name for p in (run / "results").iterdir()) == ["q3a_toy.json", "test_ledger.csv"]
+    (checkout / "results" / "q3a_toy.json").write_text("{}")
     runs.seed_run_folder(run, source=checkout)            # seeded once: a second call changes nothing
-    assert [r["question"] for r in runs.new_ledger_rows(run)] == ["q4"]
+    assert (run / "results" / "q3a_toy.json").read_text() != "{}"
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]   # no staging folder left behind
 
 
-def test_new_run_folders_never_collide(checkout):
-    folders = {runs.new_run_folder(checkout, label="smoke") for _ in range(3)}
-    assert len(folders) == 3 and all(f.name.split("-")[1] == "smoke" for f in folders)
+def test_writes_are_atomic_and_json_is_strict(tmp_path):
+    path = runs.write_json(tmp_path / "r.json", {"x": np.float32(0.5), "ids": np.arange(2), "p": tmp_path})
+    assert json.loads(path.read_text()) == {"x": 0.5, "ids": [0, 1], "p": str(tmp_path)}
+    with pytest.raises(ValueError, match=r"r.json: Out of range float values .*strict JSON has no NaN"):
+        runs.write_json(path, {"x": float("nan")})
+    assert json.loads(path.read_text())["x"] == 0.5 and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    runs.write_csv([{"a": 1}, {"a": 2, "b": "x"}], tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["a,b", "1,", "2,x"]
+    with pytest.raises(ValueError, match="'rows' parameter must hold at least one row"):
+        runs.write_csv([], tmp_path / "t.csv")
+    with pytest.raises(OSError), runs.atomic_path(tmp_path / "t.csv") as tmp:
+        tmp.write_text("half")
+        raise OSError("disk full")
+    assert (tmp_path / "t.csv").read_text().startswith("a,b") and len(list(tmp_path.iterdir())) == 2
+
+
+def test_set_seed_seeds_numpy_and_torch_and_checks_the_seed():
+    import torch
+
+    runs.set_seed(3)
+    a, t = np.random.rand(), torch.rand(1)
+    runs.set_seed(3)
+    assert a == np.random.rand() and torch.equal(t, torch.rand(1))
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        runs.set_seed(-1)
+
+
+def test_machine_info_names_the_machine():
+    info = runs.machine_info()
+    assert {"date", "cpu", "cpu_count", "python", "numpy", "torch", "gpu"} <= set(info) and info["cpu"]
 
 
 def _measured_table(monkeypatch, tmp_path):
@@ -158,7 +184,9 @@ def _measured_table(monkeypatch, tmp_path):
 
 def test_measured_table_quotes_full_runs(monkeypatch, tmp_path):
     module, _ = _measured_table(monkeypatch, tmp_path)
-    assert "| notebooks of `make report` (full budget) | 15.0 min (01: 1.0 min" in module.table()
+    text = module.table()
+    assert "notebooks 15.0 min (01: 1.0, 02: 2.0, 03: 3.0, 04: 4.0, 05: 5.0)" in text
+    assert text.startswith("| question | what | validation (or result) | test |")
 
 
 def test_measured_table_refuses_smoke_results_naming_the_file(monkeypatch, tmp_path):
@@ -179,8 +207,8 @@ def test_measured_table_refuses_a_smoke_notebook(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("test_acc", float("nan"), "q3b_best.json: it holds NaN"),
-    ("test_acc", None, "q3b_best.json: field 'test_acc' is None, not a finite number"),
+    ("test_acc_full", float("nan"), "q3b_best.json: it holds NaN"),
+    ("test_acc_full", None, "q3b_best.json: field 'test_acc_full' is None, not a finite number"),
     ("val_acc_seeds", [0.6, "nan"], "q3b_best.json: field 'val_acc_seeds' is \\[0.6, 'nan'\\]"),
 ])
 def test_measured_table_refuses_values_that_are_not_finite(monkeypatch, tmp_path, key, value, message):

@@ -1,97 +1,132 @@
-"""The Optuna search: repeatable, pruned by epochs, shared by workers (journal file here, PostgreSQL in CI)."""
-import dataclasses
+"""The search (aml.search) and its workers (tools.search): spaces, the trial, Optuna's storages shared
+by workers that start at the same instant (journal, SQLite; PostgreSQL when AML_TEST_POSTGRES_URL is set)."""
 import multiprocessing
 import os
+import signal
+import time
 import uuid
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 optuna = pytest.importorskip("optuna")
+sqlalchemy = pytest.importorskip("sqlalchemy")
 
 from aml import search  # noqa: E402
 from aml.data import CIFAR10Split, SealedTest  # noqa: E402
+from tools import search as worker  # noqa: E402
 
 POSTGRES_URL = os.environ.get("AML_TEST_POSTGRES_URL")
+needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="set AML_TEST_POSTGRES_URL (CI starts PostgreSQL)")
+STUB_DATA = SimpleNamespace(normalize="handout")
+VAL_ACC = [0.30, 0.45, 0.40]            # the monitored split per epoch: best epoch 2, not the last
 
 
-def tiny_split(n=600, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n + 200)
-    centres = 0.5 * rng.standard_normal((10, 3072))
-    X = (rng.standard_normal((n + 200, 3072)) + centres[y]).astype(np.float32)
-    X -= X[:n].mean(axis=0)
-    return CIFAR10Split(X[:n], y[:n], X[n:], y[n:], SealedTest(X[:0], y[:0]))
+def stub_trainer(config, data, *, on_epoch, val_acc=None):
+    """A stand-in for training: a history whose accuracy follows ``reg``/``lr`` (so trials differ)."""
+    knob = getattr(config, "reg", None) or config.lr
+    history = {"train_acc_history": [], "val_acc_history": []}
+    for epoch, acc in enumerate(val_acc or [0.1 * e + knob for e in range(1, config.num_epochs + 1)], start=1):
+        history["train_acc_history"].append(0.99)                     # must never reach Optuna
+        history["val_acc_history"].append(acc)
+        on_epoch(epoch, history)
+    return history
 
 
-def _table_without_timings(study):
-    return search.trials_table(study).drop(columns=["seconds"])
+def _stub_worker(monkeypatch=None, hang=None):
+    """Patch the trainers and the data of this process; ``hang``: a file made when training starts, which
+    then never ends."""
+    def train(config, data, *, on_epoch):
+        if hang:
+            open(hang, "w").close()
+            time.sleep(600)
+        return stub_trainer(config, data, on_epoch=on_epoch)
+    setattr_ = monkeypatch.setattr if monkeypatch else (lambda obj, name, value: setattr(obj, name, value))
+    setattr_(search, "train_q3b", train)
+    setattr_(search, "train_q4", train)
+    setattr_(worker, "load_data", lambda question, num_train: STUB_DATA)
 
 
-def test_sequential_runs_with_one_seed_give_the_same_trials(tmp_path):
-    tables = []
-    for run in range(2):
-        study = search.run_search("q3b", tiny_split(), storage=tmp_path / f"run{run}.journal", study_name="q3b",
-                                  smoke=True, seed=7, n_trials=5)
-        tables.append(_table_without_timings(study))
-    assert len(tables[0]) == 5
-    assert tables[0].equals(tables[1])
-    assert set(tables[0].columns) >= {"number", "state", "value", "epochs", "params_hidden_size",
-                                      "params_step_size", "params_reg"}
+def _child(barrier, argv, settings):
+    hang = settings.pop("hang", None)
+    for name, value in settings.items():
+        setattr(worker, name, value)
+    _stub_worker(hang=hang)
+    barrier.wait()                                                    # all start at the same instant
+    raise SystemExit(worker.main(argv))
 
 
-def test_a_different_seed_gives_different_trials(tmp_path):
-    a = search.run_search("q3b", tiny_split(), storage=tmp_path / "a.journal", study_name="s", smoke=True, seed=1,
-                          n_trials=2)
-    b = search.run_search("q3b", tiny_split(), storage=tmp_path / "b.journal", study_name="s", smoke=True, seed=2,
-                          n_trials=2)
-    assert a.trials[0].params != b.trials[0].params
+def start_workers(argvs, **settings):
+    """Spawned processes that each run ``tools.search.main(argv)`` once a barrier lets them all go."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(argvs))
+    procs = [ctx.Process(target=_child, args=(barrier, argv, settings)) for argv in argvs]
+    for p in procs:
+        p.start()
+        p.barrier = barrier                                           # alive until the children have it
+    return procs
 
 
-def test_best_complete_trial_needs_one(tmp_path):
-    study = search.create_study("empty", search.make_storage(tmp_path / "e.journal"),
-                                budget=search.budget("q3b", True), seed=0)
-    with pytest.raises(RuntimeError, match="no complete trial"):
-        search.best_complete_trial(study)
-    assert search.trials_table(study).empty and "fail_reason" in search.trials_table(study).columns
+def run_workers(argvs, **settings):
+    procs = start_workers(argvs, **settings)
+    for p in procs:
+        p.join(timeout=120)
+    return [p.exitcode for p in procs]
 
+
+def argv(storage, question="q3b", n_trials=2, *more):
+    return ["--question", question, "--storage", str(storage), "--n-trials", str(n_trials), "--smoke", *more]
+
+
+def load(storage, name="q3b-smoke"):
+    return optuna.load_study(study_name=name, storage=worker.open_storage(str(storage)))
+
+
+@pytest.fixture
+def fresh_postgres():
+    """A fresh, empty schema of the CI database (the URL's search_path), dropped afterwards."""
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    engine = sqlalchemy.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    engine.dispose()
+
+
+# --- the spaces and the configs they build ------------------------------------------------------------------
 
 def test_q3b_config_fixes_only_the_budget():
     params = {"hidden_size": 40, "learning_rate": 0.01, "reg": 1e-3, "lr_schedule": "cosine", "momentum": 0.9,
               "nesterov": True, "batch_size": 100, "dropout": 0.2, "flip": True, "preprocess": "scale"}
-    config = search.q3b_config(params, epochs=7, seed=3)
-    flat = config.to_dict()
+    flat = search.q3b_config(params, epochs=7, seed=3).to_dict()
     assert {k: flat[k] for k in params} == params
     assert (flat["num_epochs"], flat["seed"], flat["std"], flat["keep_best"], flat["sampling"]) == (7, 3, None, True,
                                                                                                     "epoch")
+    assert search.q3b_config({**params, "preprocess": "mean"}, epochs=1).std == 1e-4   # the handout's, unscaled
 
 
 def test_q3b_searches_the_step_size_so_momentum_does_not_multiply_the_step():
-    import optuna
-
     assert search.learning_rate_of(0.05, 0.9) == pytest.approx(0.005)
-    assert search.learning_rate_of(0.05, 0.0) == 0.05
     for momentum in (0.0, 0.9):
         trial = optuna.trial.FixedTrial({"momentum": momentum, "step_size": 0.05, "hidden_size": 500, "reg": 1e-3,
                                          "lr_schedule": "cosine", "nesterov": False, "batch_size": 100,
                                          "dropout": 0.0, "flip": False})
         assert search.suggest_q3b(trial)["learning_rate"] == pytest.approx(0.05 * (1 - momentum))
-    # a trial's params (as the study stores them) give the same configuration
     params = {"momentum": 0.9, "step_size": 0.05, "hidden_size": 500, "lr_schedule": "cosine"}
-    assert search.q3b_config(params, epochs=3).learning_rate == pytest.approx(0.005)
-    assert "step_size" in params                                                 # the caller's dict untouched
+    assert search.q3b_config(params, epochs=3).learning_rate == pytest.approx(0.005)   # a trial's params
+    assert "step_size" in params                                                       # the caller's dict untouched
 
 
 def test_q3b_config_stretches_a_step_schedule_to_the_promoted_length():
     params = {"hidden_size": 40, "learning_rate": 0.01, "lr_schedule": "step", "learning_rate_decay": 0.8}
-    promoted = search.q3b_config(params, epochs=18, screened_epochs=9).to_dict()
-    assert promoted["learning_rate_decay"] == pytest.approx(0.8 ** 0.5)
-    assert promoted["learning_rate_decay"] ** 18 == pytest.approx(0.8 ** 9)      # ends where the trial ended
-    assert search.q3b_config(params, epochs=18).to_dict()["learning_rate_decay"] == 0.8
-    assert params["learning_rate_decay"] == 0.8                                     # the caller's dict untouched
+    promoted = search.q3b_config(params, epochs=18, screened_epochs=9)
+    assert promoted.learning_rate_decay ** 18 == pytest.approx(0.8 ** 9)              # ends where the trial ended
+    assert search.q3b_config(params, epochs=18).learning_rate_decay == 0.8
     cosine = {**params, "lr_schedule": "cosine"}
-    assert search.q3b_config(cosine, epochs=18, screened_epochs=9).to_dict()["learning_rate_decay"] == 0.8
+    assert search.q3b_config(cosine, epochs=18, screened_epochs=9).learning_rate_decay == 0.8
     with pytest.raises(ValueError, match="'screened_epochs'"):
         search.q3b_config(params, epochs=18, screened_epochs=0)
 
@@ -100,177 +135,14 @@ def test_q4_config_fixes_flips_and_takes_the_searched_crop():
     params = {"width": 64, "lr": 1e-3, "weight_decay": 0.01, "dropout": 0.1, "batch_size": 128, "crop_padding": 4}
     cfg = search.q4_config(params, depth=3, epochs=5, seed=2)
     assert (cfg.flip, cfg.crop_padding, cfg.hidden_layers, cfg.num_epochs, cfg.seed) == (True, 4, (64, 64), 5, 2)
-    assert (cfg.init, cfg.batch_norm, cfg.optimizer, cfg.schedule) == ("kaiming", True, "adamw", "onecycle")
-    assert search.q4_config({**params, "flip": False}, depth=2, epochs=1).flip is False   # old studies' params
-    assert cfg.normalize == "handout"
+    assert (cfg.init, cfg.batch_norm, cfg.optimizer, cfg.schedule, cfg.normalize) == ("kaiming", True, "adamw",
+                                                                                      "onecycle", "handout")
     assert search.q4_config(params, depth=2, epochs=1, normalize="zca").normalize == "zca"
 
 
-def test_budgets_are_validated_and_picked_by_machine():
-    assert search.budget("q4", False, gpu=True) == search.BUDGETS[("q4", "gpu")]
-    assert search.budget("q4", True, gpu=True) == search.BUDGETS[("q4", "smoke")]
-    assert search.budget("q3b", False, gpu=True) == search.BUDGETS[("q3b", "cpu")]
-    with pytest.raises(ValueError, match="'question'"):
-        search.budget("q5", False)
-    with pytest.raises(ValueError, match="'min_epochs'"):
-        search.Budget(n_trials=1, max_epochs=2, min_epochs=3, num_train=1, final_epochs=1)
-    with pytest.raises(ValueError, match="'promote_epochs'"):
-        search.Budget(n_trials=1, max_epochs=2, min_epochs=1, num_train=1, final_epochs=1, promote_epochs=-1)
-    for b in search.BUDGETS.values():
-        assert b.promote_epochs == 0 or b.promote_epochs > b.final_epochs
-
-
-def test_q4_search_runs_at_a_depth(tmp_path):
-    import torch
-
-    from aml.mlp import TensorSplits
-    g = torch.Generator().manual_seed(0)
-    y = torch.randint(0, 10, (500,), generator=g)
-    X = torch.randn(500, 3, 32, 32, generator=g) + (y.float() / 5 - 1).view(-1, 1, 1, 1)
-    data = TensorSplits(X[:400], y[:400], X[400:], y[400:], SealedTest(X[:0], y[:0].numpy()))
-    study = search.run_search("q4", data, storage=tmp_path / "q4.journal", study_name="q4-d3", smoke=True, depth=3,
-                              n_trials=2)
-    assert len(study.trials) == 2
-    with pytest.raises(ValueError, match="'depth'"):
-        search.run_search("q4", data, storage=tmp_path / "x.journal", study_name="x", smoke=True)
-
-
-def _worker(storage: str, study_name: str, n_trials: int) -> None:
-    search.run_search("q3b", tiny_split(), storage=storage, study_name=study_name, smoke=True, n_trials=n_trials)
-
-
-def _two_workers_at_once(storage: str, study_name: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_worker, args=(storage, study_name, 3)) for _ in range(2)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=300)
-    assert [w.exitcode for w in workers] == [0, 0]
-
-
-def _check_all_trials_landed_once(storage, study_name: str) -> None:
-    study = optuna.load_study(study_name=study_name, storage=search.make_storage(storage))
-    numbers = sorted(t.number for t in study.trials)
-    assert numbers == list(range(6))                     # all six trials, each once, none lost
-    assert all(t.state.is_finished() for t in study.trials)
-
-
-def test_two_workers_share_a_journal_study(tmp_path):
-    storage = str(tmp_path / "shared.journal")
-    _two_workers_at_once(storage, "shared")
-    _check_all_trials_landed_once(storage, "shared")
-
-
-@pytest.mark.skipif(not POSTGRES_URL, reason="set AML_TEST_POSTGRES_URL (CI starts a PostgreSQL server)")
-def test_two_workers_share_a_postgresql_study():
-    name = f"ci-{uuid.uuid4().hex[:8]}"
-    _two_workers_at_once(POSTGRES_URL, name)
-    _check_all_trials_landed_once(POSTGRES_URL, name)
-    optuna.delete_study(study_name=name, storage=POSTGRES_URL)
-
-
-def test_worker_command_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(search, "_load_data", lambda question: tiny_split())
-    journal = tmp_path / "cli.journal"
-    assert search.main(["--question", "q3b", "--storage", str(journal), "--study", "cli", "--n-trials", "2",
-                        "--smoke"]) == 0
-    assert search.main(["--question", "q3b", "--storage", str(journal), "--study", "cli", "--n-trials", "1",
-                        "--smoke"]) == 0          # a second worker joins the same study
-    assert "3 trials in all" in capsys.readouterr().out
-    assert search.main(["--question", "q3b", "--storage", str(journal), "--study", "cli", "--n-trials", "0",
-                        "--smoke"]) == 1
-    assert "'n_trials'" in capsys.readouterr().err
-
-
-# --- the objective, driven with a stub trainer ------------------------------------------------------------
-
-TRAIN_ACC = [0.50, 0.70, 0.90]          # per epoch; the training accuracy must never reach Optuna
-VAL_ACC = [0.30, 0.45, 0.40]            # the monitored (selection/validation) split: best epoch 2, not the last
-
-
-def _stub_trainer(calls, accuracies=None):
-    """A stand-in for the training function: per-epoch histories through the real ``on_epoch``."""
-    def train(config, data, *, on_epoch):
-        train_acc, val_acc = accuracies.pop(0) if accuracies else (TRAIN_ACC, VAL_ACC)
-        history = {"train_acc_history": [], "val_acc_history": []}
-        for epoch, (tr, va) in enumerate(zip(train_acc, val_acc), start=1):
-            history["train_acc_history"].append(tr)
-            history["val_acc_history"].append(va)
-            calls.append(epoch)
-            on_epoch(epoch, history)
-        return history
-    return train
-
-
-def _objective(question, budget):
-    from types import SimpleNamespace
-    data = SimpleNamespace(normalize="handout")
-    if question == "q3b":
-        return search.q3b_objective(data, budget, smoke=True)
-    return search.q4_objective(data, budget, depth=3, smoke=True)
-
-
-STUB_BUDGET = search.Budget(n_trials=6, max_epochs=3, min_epochs=1, num_train=10, final_epochs=1)
-
-
-@pytest.mark.parametrize("question", ["q3b", "q4"])
-def test_the_objective_reports_each_epochs_monitored_accuracy_and_returns_the_best(question, tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(search, f"_train_{question}", _stub_trainer(calls))
-    study = search.create_study("stub", tmp_path / "stub.journal", budget=STUB_BUDGET, seed=0)
-    search.optimize(study, _objective(question, STUB_BUDGET), 1)
-    trial = study.trials[0]
-    assert calls == [1, 2, 3]
-    assert trial.intermediate_values == {1: 0.30, 2: 0.45, 3: 0.40}     # the val history, not TRAIN_ACC
-    assert trial.state.name == "COMPLETE" and trial.value == 0.45        # the best epoch, as documented
-    assert trial.user_attrs["epochs"] == 3
-
-
-@pytest.mark.parametrize("question", ["q3b", "q4"])
-def test_a_clearly_bad_trial_is_pruned_at_the_first_rung(question, tmp_path, monkeypatch):
-    budget = dataclasses.replace(STUB_BUDGET, max_epochs=2)         # one rung, at epoch 1
-    good = [([0.9, 0.9], [0.40 + 0.01 * k, 0.5]) for k in range(4)]
-    bad = ([0.9, 0.9], [0.05, 0.06])                                 # a high training accuracy must not save it
-    calls = []
-    monkeypatch.setattr(search, f"_train_{question}", _stub_trainer(calls, [*good, bad]))
-    study = search.create_study("prune", tmp_path / "prune.journal", budget=budget, seed=0)
-    search.optimize(study, _objective(question, budget), 5)
-    states = [t.state.name for t in study.trials]
-    assert states == ["COMPLETE"] * 4 + ["PRUNED"]
-    last = study.trials[-1]
-    assert last.intermediate_values == {1: 0.05} and last.user_attrs["epochs"] == 1
-    assert calls == [1, 2] * 4 + [1]                                   # the bad trial never trained epoch 2
-
-
-def test_a_diverged_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, monkeypatch):
-    from aml.training import TrainingDiverged
-
-    calls = []
-    stub = _stub_trainer(calls)
-
-    def train(config, data, *, on_epoch):
-        if not calls:
-            calls.append("diverged")
-            raise TrainingDiverged("Training diverged: the training loss became nan at iteration 3", iteration=3,
-                                   history={}, restored="last finite")
-        return stub(config, data, on_epoch=on_epoch)
-    monkeypatch.setattr(search, "_train_q3b", train)
-    study = search.create_study("fail", tmp_path / "fail.journal", budget=STUB_BUDGET, seed=0)
-    search.optimize(study, _objective("q3b", STUB_BUDGET), 2)
-    table = search.trials_table(study)
-    assert list(table["state"]) == ["FAIL", "COMPLETE"]
-    assert table["fail_reason"][0] == "TrainingDiverged: Training diverged: the training loss became nan at iteration 3"
-    assert table["fail_reason"][1] == ""
-
-
-# --- the Q3b search space ------------------------------------------------------------------------------------
-
 def test_every_point_of_the_q3b_space_starts_at_a_sane_loss():
-    """50 configs of the full (not smoke) space, each built and run for one minibatch of random CIFAR-like
-    pixels (mean-subtracted 0-255, as load_cifar10 gives them) through the real run_config; that first
-    minibatch's data loss (reg set to 0 for the measurement: the L2 penalty is not the model's fit) must be
-    sane. Before the input scale was tied to the initialisation, unscaled pixels with He weights gave 56-195."""
+    """30 configs of the full space, one minibatch each of CIFAR-like pixels through the real run_config:
+    the first data loss is near ln(10) (unscaled pixels with He weights once gave 56-195)."""
     from aml.training import TrainingDiverged
     from aml.tuning import run_config
 
@@ -281,7 +153,7 @@ def test_every_point_of_the_q3b_space_starts_at_a_sane_loss():
     data = CIFAR10Split(X[:400], y[:400], X[400:], y[400:], SealedTest(X[:0], y[:0]))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     first_losses = []
-    for _ in range(50):
+    for _ in range(30):
         trial = study.ask()
         config = search.q3b_config(search.suggest_q3b(trial), epochs=1).replace(reg=0.0, num_epochs=None, num_iters=1)
         try:
@@ -293,263 +165,228 @@ def test_every_point_of_the_q3b_space_starts_at_a_sane_loss():
     assert max(first_losses) < 10, sorted(first_losses)[-5:]
 
 
-def test_q3b_config_ties_the_initial_weights_to_the_input_scale():
-    params = {"hidden_size": 40, "learning_rate": 0.01}
-    assert search.q3b_config(params, epochs=1).to_dict()["preprocess"] == "scale"
-    assert search.q3b_config(params, epochs=1).to_dict()["std"] is None                       # He on unit-scale inputs
-    assert search.q3b_config({**params, "preprocess": "mean"}, epochs=1).to_dict()["std"] == 1e-4   # the handout's
+# --- the trial ------------------------------------------------------------------------------------------------
+
+def _run(question, trainer, monkeypatch, n_trials=1, epochs=3):
+    monkeypatch.setattr(search, f"train_{question}", trainer)
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=1, reduction_factor=3), sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: search.objective(t, question, STUB_DATA, epochs=epochs, depth=3, smoke=True),
+                   n_trials=n_trials, catch=(FloatingPointError,))
+    return study
 
 
-# --- workers: the study's fixed arguments ---------------------------------------------------------------------
-
-def test_a_study_stores_its_fixed_arguments_and_refuses_a_worker_that_differs(tmp_path):
-    journal = tmp_path / "attrs.journal"
-    study = search.run_search("q3b", tiny_split(), storage=journal, study_name="a", smoke=True, n_trials=1)
-    assert study.user_attrs == {"question": "q3b", "depth": None, "budget": "smoke", "smoke": True, "max_epochs": 2,
-                                "min_epochs": 1, "num_train": 500, "monitor": "val", "num_monitor": 200}
-    with pytest.raises(search.StudyMismatch) as info:
-        search.run_search("q3b", tiny_split(n=300), storage=journal, study_name="a", smoke=True, n_trials=1)
-    message = str(info.value)
-    assert "num_train=500" in message and "num_train=300" in message and "\n" not in message
-    assert len(optuna.load_study(study_name="a", storage=search.make_storage(journal)).trials) == 1   # nothing ran
+@pytest.mark.parametrize("question", ["q3b", "q4"])
+def test_the_trial_reports_each_epochs_monitored_accuracy_and_returns_the_best(question, monkeypatch):
+    def trainer(config, data, *, on_epoch):
+        assert config.num_epochs == 3 and (question == "q3b" or config.hidden_layers in ((32, 32), (64, 64)))
+        return stub_trainer(config, data, on_epoch=on_epoch, val_acc=VAL_ACC)
+    trial = _run(question, trainer, monkeypatch).trials[0]
+    assert trial.intermediate_values == {1: 0.30, 2: 0.45, 3: 0.40}     # the monitored split, never train acc
+    assert trial.state.name == "COMPLETE" and trial.value == 0.45
 
 
-def test_the_monitored_split_is_the_selection_split_when_the_data_has_one():
-    from types import SimpleNamespace
-    data = SimpleNamespace(X_train=np.zeros((50, 4)), X_val=np.zeros((20, 4)), X_sel=np.zeros((30, 4)))
-    attrs = search.study_attrs("q3b", data, search.budget("q3b", True), smoke=True)
-    assert (attrs["monitor"], attrs["num_monitor"]) == ("sel", 30)
+def test_a_clearly_bad_trial_is_pruned_at_the_first_rung(monkeypatch):
+    accs = [[0.40 + 0.01 * k, 0.5] for k in range(4)] + [[0.05, 0.06]]
+    epochs_run = []
+
+    def trainer(config, data, *, on_epoch):
+        def counted(epoch, history):
+            epochs_run.append(epoch)
+            on_epoch(epoch, history)
+        return stub_trainer(config, data, on_epoch=counted, val_acc=accs.pop(0))
+    study = _run("q3b", trainer, monkeypatch, n_trials=5, epochs=2)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4 + ["PRUNED"]
+    assert epochs_run == [1, 2] * 4 + [1]                                # the bad trial never trained epoch 2
 
 
-def test_the_command_line_refuses_a_worker_with_other_arguments(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(search, "_load_data", lambda question: tiny_split())
-    journal = str(tmp_path / "cli.journal")
-    assert search.main(["--question", "q3b", "--storage", journal, "--study", "s", "--n-trials", "1", "--smoke"]) == 0
+def test_a_diverged_trial_fails_and_the_search_goes_on(monkeypatch):
+    from aml.training import TrainingDiverged
+    calls = []
+
+    def trainer(config, data, *, on_epoch):
+        calls.append(1)
+        if len(calls) == 1:
+            raise TrainingDiverged("Training diverged", iteration=3, history={}, restored="last finite")
+        return stub_trainer(config, data, on_epoch=on_epoch)
+    study = _run("q3b", trainer, monkeypatch, n_trials=2)
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+
+
+def test_best_complete_trial_and_the_table(monkeypatch):
+    study = optuna.create_study(direction="maximize")
+    with pytest.raises(RuntimeError, match="no complete trial"):
+        search.best_complete_trial(study)
+    study = _run("q3b", lambda c, d, *, on_epoch: stub_trainer(c, d, on_epoch=on_epoch), monkeypatch, n_trials=3)
+    best = search.best_complete_trial(study)
+    assert best.value == max(t.value for t in study.trials)
+    table = search.trials_table(study)
+    assert {"number", "state", "value", "duration", "params_reg"} <= set(table.columns) and len(table) == 3
+
+
+# --- workers that start together -------------------------------------------------------------------------
+
+def _check_shared(storage, n_workers, n_trials):
+    study = load(storage)
+    assert sorted(t.number for t in study.trials) == list(range(n_workers * n_trials))   # --n-trials: each worker's
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == len(study.trials)   # distinct params
+    assert len({t.user_attrs["sampler_seed"] for t in study.trials}) == n_workers               # a seed each
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite", pytest.param("postgresql", marks=needs_postgres)])
+def test_three_workers_started_at_once_with_one_command_share_a_fresh_study(kind, tmp_path, request):
+    storage = {"journal": lambda: tmp_path / "s.journal", "sqlite": lambda: f"sqlite:///{tmp_path / 's.db'}",
+               "postgresql": lambda: request.getfixturevalue("fresh_postgres")}[kind]()
+    assert run_workers([argv(storage)] * 3) == [0, 0, 0]
+    _check_shared(storage, 3, 2)
+
+
+def test_workers_of_other_depths_started_at_once_never_share_a_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'd.db'}"
+    assert run_workers([argv(storage, "q4", 1, "--depth", "2"), argv(storage, "q4", 1, "--depth", "3"),
+                        argv(storage, "q3b", 1)]) == [0, 0, 0]
+    for name, depth in (("q4-depth2-smoke", 2), ("q4-depth3-smoke", 3), ("q3b-smoke", None)):
+        study = load(storage, name)
+        assert len(study.trials) == 1 and study.user_attrs["depth"] == depth
+        assert ("width" in study.trials[0].params) == (depth is not None)
+
+
+def test_a_study_of_other_fixed_arguments_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    _stub_worker(monkeypatch)
+    journal = tmp_path / "v.journal"
+    assert worker.main(argv(journal, "q3b", 1)) == 0
+    monkeypatch.setattr(search, "SPACE_VERSION", search.SPACE_VERSION + 1)
     capsys.readouterr()
-    assert search.main(["--question", "q3b", "--storage", journal, "--study", "s", "--n-trials", "1"]) == 1
+    assert worker.main(argv(journal, "q3b", 1)) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "budget='smoke'" in err and "budget='cpu'" in err
+    assert err.count("\n") == 1 and f"space_version={search.SPACE_VERSION - 1}" in err and str(journal) in err
+    assert len(load(journal).trials) == 1                                             # nothing ran
 
 
-# --- workers: storage errors ----------------------------------------------------------------------------------
+def test_n_trials_counts_this_workers_trials_and_seeds_are_recorded(tmp_path, monkeypatch, capsys):
+    _stub_worker(monkeypatch)
+    monkeypatch.setattr(optuna.pruners, "SuccessiveHalvingPruner", lambda **kw: optuna.pruners.NopPruner())
+    journal = tmp_path / "n.journal"
+    assert worker.main(argv(journal, "q3b", 3, "--seed", "5")) == 0
+    assert worker.main(argv(journal, "q3b", 2, "--seed", "6")) == 0
+    assert "sampler seed 6" in capsys.readouterr().out
+    study = load(journal)
+    assert [t.user_attrs["sampler_seed"] for t in study.trials] == [5, 5, 5, 6, 6]    # 3 + 2, not 2 in all
+    assert worker.main(argv(journal, "q3b", 1, "--seed", "6")) == 1                   # would repeat seed 6's draws
+    assert "seed 6 already ran" in capsys.readouterr().err
+    assert worker.main(argv(tmp_path / "again.journal", "q3b", 3, "--seed", "5")) == 0   # a run repeated
+    assert [t.params for t in load(tmp_path / "again.journal").trials] == [t.params for t in study.trials[:3]]
 
-def _silent_server():
-    """A TCP server on 127.0.0.1 that accepts connections and never answers; returns (port, close)."""
-    import socket
-    import threading
 
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    held = []
-
-    def accept():
-        while True:
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                return
-    threading.Thread(target=accept, daemon=True).start()
-
-    def close():
-        server.close()
-        for conn in held:
-            conn.close()
-    return server.getsockname()[1], close
-
+# --- storage errors: one line naming the storage, exit 2 --------------------------------------------------------
 
 def _closed_port():
     import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def test_a_database_host_that_never_answers_fails_within_the_connect_timeout():
-    pytest.importorskip("psycopg")
-    import time
-    port, close = _silent_server()
-    try:
-        start = time.monotonic()
-        with pytest.raises(search.StorageError) as info:
-            search.make_storage(f"postgresql://aml:secret@127.0.0.1:{port}/aml")
-        elapsed = time.monotonic() - start
-    finally:
-        close()
-    assert elapsed < 15
-    message = str(info.value)
-    assert message.startswith(f"cannot open storage postgresql://aml:***@127.0.0.1:{port}/aml: ")
-    assert "timeout" in message and "secret" not in message and "\n" not in message
-
-
-def _read_only_journal(tmp_path):
-    path = tmp_path / "done.journal"
-    search.make_storage(path)
-    path.chmod(0o444)
-    return str(path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 STORAGE_ERRORS = {
-    "unreachable host": (lambda tmp_path: f"postgresql://aml:secret@127.0.0.1:{_closed_port()}/aml", "refused"),
-    "unknown scheme": (lambda tmp_path: "foo://somewhere/db", "unknown scheme 'foo'"),
-    "a directory": (lambda tmp_path: str(tmp_path), "it is a directory"),
-    "a read-only journal": (_read_only_journal, "read-only"),
+    "in-memory sqlite": (lambda p: "sqlite://", "in-memory database keeps nothing"),
+    "in-memory sqlite, named": (lambda p: "sqlite:///:memory:", "in-memory database keeps nothing"),
+    "malformed postgresql URL": (lambda p: "postgresql://aml:secret@db-host:port/aml", "not a database URL"),
+    "unknown scheme": (lambda p: "foo://somewhere/db", "unknown scheme 'foo'"),
+    "a directory": (lambda p: str(p), "Is a directory"),
+    "unreachable host": (lambda p: f"postgresql://aml:secret@127.0.0.1:{_closed_port()}/aml", "refused"),
 }
 
 
 @pytest.mark.parametrize("case", list(STORAGE_ERRORS))
-def test_every_storage_error_is_one_line(case, tmp_path, monkeypatch, capsys):
-    if case == "unreachable host":
-        pytest.importorskip("psycopg")
-    import time
-    make_url, reason = STORAGE_ERRORS[case]
-    url = make_url(tmp_path)
-    shown = search.shown_url(url)
+def test_every_storage_error_is_one_line_naming_the_storage(case, tmp_path, monkeypatch, capsys):
+    _stub_worker(monkeypatch)
+    make_spec, reason = STORAGE_ERRORS[case]
+    spec = make_spec(tmp_path)
     start = time.monotonic()
-    with pytest.raises(search.StorageError) as info:                 # as a library call
-        search.run_search("q3b", tiny_split(), storage=url, study_name="s", smoke=True, n_trials=1)
-    assert time.monotonic() - start < 3                                # refused at once, not retried 5 times
-    assert isinstance(info.value, RuntimeError) and info.value.__cause__ is None
-    assert str(info.value).startswith(f"cannot open storage {shown}: ") and reason in str(info.value)
-
-    monkeypatch.setattr(search, "_load_data", lambda question: tiny_split())
-    assert search.main(["--question", "q3b", "--storage", url, "--study", "s", "--n-trials", "1", "--smoke"]) == 2
+    assert worker.main(argv(spec, "q3b", 1)) == 2
+    assert time.monotonic() - start < 5                                              # refused at once, not retried
     err = capsys.readouterr().err
-    assert err == f"aml.search: {info.value}\n"
-    assert "Traceback" not in err and "secret" not in err
+    assert err.startswith(f"tools.search: cannot use storage {worker.shown(spec)}: ") and reason in err
+    assert err.count("\n") == 1 and "secret" not in err and "int()" not in err
 
 
-# --- workers: killed writers and workers --------------------------------------------------------------------
-
-def _journal_with_trials(tmp_path, monkeypatch, n_trials=2):
-    monkeypatch.setattr(search, "_train_q3b", _stub_trainer([]))
-    path = tmp_path / "cut.journal"
-    search.run_search("q3b", tiny_split(), storage=path, study_name="cut", smoke=True, n_trials=n_trials)
-    return path
-
-
-def test_a_journal_cut_by_a_killed_writer_is_repaired_and_takes_the_next_append(tmp_path, monkeypatch, capsys):
-    path = _journal_with_trials(tmp_path, monkeypatch)
-    lines = path.read_bytes().count(b"\n")
-    with open(path, "ab") as f:
-        f.write(b'{"op_code":5,"worker_id":"x","trial_id":1,"sta')     # a line without its end
-    capsys.readouterr()
-    study = search.run_search("q3b", tiny_split(), storage=path, study_name="cut", smoke=True, n_trials=2)
-    err = capsys.readouterr().err
-    assert f"repaired journal {path}" in err and f"last line {lines + 1} " in err
-    assert path.read_bytes().endswith(b"\n")
-    reloaded = optuna.load_study(study_name="cut", storage=search.make_storage(path))   # every line reads
-    assert [t.number for t in reloaded.trials] == [0, 1, 2, 3]
-    assert all(t.state.name == "COMPLETE" for t in reloaded.trials) and len(study.trials) == 4
-
-
-def test_a_journal_with_a_broken_line_inside_is_refused_naming_the_line(tmp_path, monkeypatch):
-    path = _journal_with_trials(tmp_path, monkeypatch, n_trials=1)
-    lines = path.read_bytes().splitlines(keepends=True)
-    lines.insert(2, b"not json\n")
-    path.write_bytes(b"".join(lines))
-    with pytest.raises(search.StorageError, match=f"cannot open storage {path}: line 3 is not a journal entry"):
-        search.make_storage(path)
-
-
-def _dead_pid():
-    import subprocess
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
-def test_the_journal_stale_trial_rule_fails_and_retries_trials_of_dead_local_workers(tmp_path, monkeypatch):
+def test_a_database_host_that_never_answers_fails_within_the_connect_timeout(monkeypatch, capsys):
     import socket
-    monkeypatch.setattr(search, "_train_q3b", _stub_trainer([]))
-    path = tmp_path / "stale.journal"
-    study = search.create_study("stale", path, budget=search.budget("q3b", True), seed=0)
-    host = socket.gethostname()
-    workers = {"dead": f"{host}:{_dead_pid()}", "alive": f"{host}:{os.getpid()}", "elsewhere": "other-host:1"}
-    for worker in workers.values():
-        trial = study.ask()
-        trial.suggest_float("learning_rate", 1e-3, 1e-1, log=True)
-        trial.set_user_attr("worker", worker)
-    assert search.fail_stale_trials(study) == []                      # younger than STALE_AFTER_S: left alone
-    assert search.fail_stale_trials(study, min_age_s=0) == [0]
-    states = {t.number: t.state.name for t in study.trials}
-    assert states == {0: "FAIL", 1: "RUNNING", 2: "RUNNING", 3: "WAITING"}
-    assert study.trials[3].params == study.trials[0].params           # the retry keeps the parameters
-
-    monkeypatch.setattr(search, "STALE_AFTER_S", 0)
-    study = search.run_search("q3b", tiny_split(), storage=path, study_name="stale", smoke=True, n_trials=1)
-    table = search.trials_table(study).set_index("number")
-    assert table.loc[0, "fail_reason"] == f"worker {workers['dead']} stopped (stale-trial rule)"
-    assert table.loc[3, "state"] == "COMPLETE" and table.loc[3, "fail_reason"] == ""   # the retry ran first
+    monkeypatch.setattr(worker, "CONNECT_TIMEOUT_S", 2)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)                                                             # accepts, never answers
+        spec = f"postgresql://aml:secret@127.0.0.1:{server.getsockname()[1]}/aml"
+        start = time.monotonic()
+        assert worker.main(argv(spec, "q3b", 1)) == 2
+    assert time.monotonic() - start < 8
+    err = capsys.readouterr().err
+    assert err.startswith("tools.search: cannot use storage postgresql://aml:***@127.0.0.1:") and "\n" not in err[:-1]
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
-def test_an_rdb_trial_whose_worker_stopped_is_failed_by_the_heartbeat_and_retried(tmp_path, monkeypatch):
-    import time
-    monkeypatch.setattr(search, "_train_q3b", _stub_trainer([]))
-    storage = search.make_storage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=1, grace_period=2)
-    study = search.create_study("hb", storage, budget=search.budget("q3b", True), seed=0)
-    trial = study.ask()
-    trial.suggest_float("learning_rate", 1e-3, 1e-1, log=True)
-    storage.record_heartbeat(trial._trial_id)                         # a worker that beat once, then was killed
-    time.sleep(3)
-    study = search.run_search("q3b", tiny_split(), storage=storage, study_name="hb", smoke=True, n_trials=1)
-    table = search.trials_table(study).set_index("number")
-    assert table.loc[0, "state"] == "FAIL"
-    assert table.loc[0, "fail_reason"] == "worker stopped (no heartbeat within the grace period)"
-    retry = study.trials[1]
-    assert retry.system_attrs["failed_trial"] == 0 and retry.params["learning_rate"] == trial.params["learning_rate"]
-    assert retry.state.name == "COMPLETE"
+def test_a_storage_lost_mid_search_is_one_line(tmp_path, monkeypatch, capsys):
+    _stub_worker(monkeypatch)
+
+    def lost(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception("server closed the connection\nmore"))
+    monkeypatch.setattr(search, "objective", lost)
+    assert worker.main(argv(f"sqlite:///{tmp_path / 'l.db'}", "q3b", 1)) == 2
+    assert capsys.readouterr().err.endswith(": server closed the connection\n")
 
 
-# --- notebooks -------------------------------------------------------------------------------------------------
-
-def test_notebook_storage_is_fresh_and_never_in_the_workers_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(search, "_train_q3b", _stub_trainer([]))
-    for _ in range(2):
-        storage = search.notebook_storage("q3b", run_dir=tmp_path)
-        study = search.run_search("q3b", tiny_split(), storage=storage, study_name="q3b", smoke=True, n_trials=1)
-        assert len(study.trials) == 1                                  # a re-run repeats, not extends, the search
-    assert (tmp_path / "optuna" / "q3b.journal").exists()
-    temporary = search.shown_url(search.notebook_storage("q3b"))
-    assert not Path(temporary).resolve().is_relative_to(search.WORKER_DIR.resolve())
-    with pytest.raises(ValueError, match="'run_dir'"):
-        search.notebook_storage("q3b", run_dir=search.REPO_ROOT / "results")
-    with pytest.raises(ValueError, match="'name'"):
-        search.notebook_storage("../q3b")
+def test_the_command_line_checks_its_arguments(tmp_path):
+    for bad in (argv(tmp_path / "a.journal", "q4", 1), argv(tmp_path / "a.journal", "q3b", 1, "--depth", "2"),
+                argv(tmp_path / "a.journal", "q3b", 0), argv(tmp_path / "a.journal", "q4", 1, "--depth", "1")):
+        with pytest.raises(SystemExit) as info:
+            worker.parse_args(bad)
+        assert info.value.code == 2
+    assert not (tmp_path / "a.journal").exists()
 
 
-# --- importances -------------------------------------------------------------------------------------------------
+# --- workers that stop -------------------------------------------------------------------------------------------
 
-def _study_with_first_rung_values(num_trials, num_complete):
-    """Trials whose epoch-1 value follows the learning rate; the later ones pruned at epoch 1."""
-    study = optuna.create_study(direction="maximize")
-    dists = {"learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True),
-             "batch_size": optuna.distributions.CategoricalDistribution([100, 200, 400])}
-    rng = np.random.default_rng(0)
-    for i in range(num_trials):
-        lr = float(10 ** rng.uniform(-3, -1))
-        params = {"learning_rate": lr, "batch_size": int(rng.choice([100, 200, 400]))}
-        first = 0.1 + 0.2 * (np.log10(lr) + 3)
-        if i < num_complete:
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=first + 0.1,
-                                                      intermediate_values={1: first, 2: first + 0.1}))
-        else:
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=first,
-                                                      state=optuna.trial.TrialState.PRUNED,
-                                                      intermediate_values={1: first}))
-    return study
+def test_a_journal_cut_by_a_killed_writer_takes_the_next_worker(tmp_path, monkeypatch, capsys):
+    _stub_worker(monkeypatch)
+    journal = tmp_path / "cut.journal"
+    assert worker.main(argv(journal, "q3b", 1)) == 0
+    with open(journal, "ab") as f:
+        f.write(b'{"op_code":5,"worker_id":"x","trial_id":1,"sta')                  # a line without its end
+    assert worker.main(argv(journal, "q3b", 1)) == 0
+    assert "removed the unfinished last line" in capsys.readouterr().err
+    assert len(load(journal).trials) == 2 and all(t.state.is_finished() for t in load(journal).trials)
 
 
-def test_importances_use_the_first_rung_of_every_trial_pruned_ones_included():
-    imp = search.importances(_study_with_first_rung_values(24, 3))
-    assert imp is not None and (imp.num_trials, imp.epoch) == (24, 1)
-    assert "epoch 1" in imp.basis and "21 of them pruned" in imp.basis
-    assert set(imp) == {"learning_rate", "batch_size"} and imp["learning_rate"] > imp["batch_size"]
+def test_a_journal_keeps_a_dead_workers_trial_running_and_the_others_go_on(tmp_path, monkeypatch):
+    _stub_worker(monkeypatch)
+    journal = tmp_path / "dead.journal"
+    assert worker.main(argv(journal, "q3b", 1)) == 0
+    load(journal).ask()                                                            # a worker that died mid-trial
+    assert worker.main(argv(journal, "q3b", 2)) == 0
+    states = [t.state.name for t in load(journal).trials]
+    assert len(states) == 4 and states[1] == "RUNNING"                            # Optuna's journal: no heartbeat
+    assert {states[0], *states[2:]} <= {"COMPLETE", "PRUNED"}
 
 
-def test_importances_are_none_from_fewer_than_20_trials():
-    assert search.importances(_study_with_first_rung_values(19, 19)) is None
-    assert search.importances(_study_with_first_rung_values(20, 3)) is not None
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=needs_postgres)])
+def test_an_rdb_trial_whose_worker_was_killed_is_failed_by_the_heartbeat_and_retried(kind, tmp_path, monkeypatch,
+                                                                                       request):
+    storage = f"sqlite:///{tmp_path / 'hb.db'}" if kind == "sqlite" else request.getfixturevalue("fresh_postgres")
+    beat = {"HEARTBEAT_INTERVAL_S": 1, "GRACE_PERIOD_S": 2}
+    for name, value in beat.items():
+        monkeypatch.setattr(worker, name, value)
+    training = tmp_path / "training"
+    [proc] = start_workers([argv(storage, "q3b", 1)], hang=str(training), **beat)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not training.exists():
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)                                              # killed mid-trial
+    proc.join()
+    time.sleep(3)                                                                  # past the grace period
+    _stub_worker(monkeypatch)
+    assert worker.main(argv(storage, "q3b", 1)) == 0
+    killed, retry = load(storage).trials
+    assert killed.state.name == "FAIL" and retry.state.name == "COMPLETE"
+    assert retry.system_attrs["failed_trial"] == 0 and retry.params == killed.params
+

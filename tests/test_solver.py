@@ -4,12 +4,7 @@ import numpy as np
 import pytest
 
 from aml import TwoLayerNet, optim, train
-from aml.solver import (
-    SGDConfig,
-    learning_rate_at,
-    minibatch_indices,
-    update_rule,
-)
+from aml.solver import SGD_CONSTRAINTS, SGDConfig, minibatches, sgd_step
 from aml.training import DIVERGENCE_FACTOR, HISTORY_KEYS, BestEpoch, History, TrainingDiverged, check_divergence
 
 
@@ -147,11 +142,11 @@ def test_solver_needs_a_seed_and_the_handouts_method_draws_one_from_the_global_g
 # ---------------------------------------------------------------------------------------------
 
 
-def test_sgd_config_defaults_are_the_handouts():
-    # the handout's TwoLayerNet.train(learning_rate=1e-3, learning_rate_decay=0.95, reg=5e-6,
-    # num_iters=100, batch_size=200), plain SGD with replacement sampling and the step schedule
+def test_sgd_config_defaults_are_the_handouts_cifar_call():
+    # the handout's net.train(..., num_iters=1000, batch_size=200, learning_rate=1e-4,
+    # learning_rate_decay=0.95, reg=0.25), plain SGD with replacement sampling and the step schedule
     c = SGDConfig()
-    assert (c.learning_rate, c.learning_rate_decay, c.reg, c.num_iters, c.batch_size) == (1e-3, 0.95, 5e-6, 100, 200)
+    assert (c.learning_rate, c.learning_rate_decay, c.reg, c.num_iters, c.batch_size) == (1e-4, 0.95, 0.25, 1000, 200)
     assert (c.num_epochs, c.momentum, c.nesterov, c.sampling, c.lr_schedule, c.keep_best, c.num_train_acc) \
         == (None, 0.0, False, "replacement", "step", False, 1000)
 
@@ -160,20 +155,20 @@ def test_iterations_per_epoch_and_total():
     c = SGDConfig(batch_size=3)
     assert c.iterations_per_epoch(10) == 3          # 10 // 3
     assert c.iterations_per_epoch(2) == 1           # fewer rows than a batch: still one iteration
-    assert c.total_iterations(10) == 100            # num_iters when num_epochs is None
+    assert c.total_iterations(10) == 1000           # num_iters when num_epochs is None
     assert SGDConfig(batch_size=3, num_epochs=4).total_iterations(10) == 12
 
 
 def test_step_schedule_changes_exactly_at_epoch_boundaries():
-    c = SGDConfig(learning_rate=0.1, learning_rate_decay=0.5)
-    lrs = [learning_rate_at(t, c, iterations_per_epoch=4, total=12) for t in range(12)]
+    c = SGDConfig(learning_rate=0.1, learning_rate_decay=0.5, batch_size=2, num_iters=12)
+    lrs = [c.learning_rate_at(t, 9) for t in range(12)]          # 9 rows // 2: 4 iterations per epoch
     assert lrs == [0.1] * 4 + [0.05] * 4 + [0.025] * 4
 
 
 @pytest.mark.parametrize("total", [10, 7])
 def test_cosine_schedule_exact_values(total):
-    c = SGDConfig(learning_rate=0.2, lr_schedule="cosine", learning_rate_decay=0.5)
-    lr = lambda t: learning_rate_at(t, c, iterations_per_epoch=2, total=total)  # noqa: E731
+    c = SGDConfig(learning_rate=0.2, lr_schedule="cosine", learning_rate_decay=0.5, batch_size=2, num_iters=total)
+    lr = lambda t: c.learning_rate_at(t, 4)  # noqa: E731       (2 iterations per epoch)
     assert lr(0) == pytest.approx(0.2, abs=1e-15)                  # starts at the full rate
     assert lr(total / 2) == pytest.approx(0.1, abs=1e-15)          # half-way: half the rate
     # last iteration: 0.1 (1 + cos(pi (T-1)/T)) = 0.1 (1 - cos(pi / T)), close to 0 but positive
@@ -183,55 +178,60 @@ def test_cosine_schedule_exact_values(total):
     assert lr(4) == pytest.approx(0.1 * (1 + math.cos(math.pi * 4 / total)), rel=1e-12)
 
 
-def test_minibatch_indices_with_replacement_follow_the_generator():
-    idx, order = minibatch_indices(3, num_train=10, batch_size=6, sampling="replacement",
-                                   draw=np.random.default_rng(4), order=None)
-    np.testing.assert_array_equal(idx, np.random.default_rng(4).choice(10, 6, replace=True))
-    assert order is None
+def test_minibatches_with_replacement_follow_the_generator():
+    batches = minibatches(10, 6, "replacement", np.random.default_rng(4))
+    draw = np.random.default_rng(4)
+    for _ in range(3):
+        np.testing.assert_array_equal(next(batches), draw.choice(10, 6, replace=True))
 
 
-def test_minibatch_indices_epoch_sampling_walks_one_permutation():
+def test_minibatches_of_epoch_sampling_walk_one_permutation_per_epoch():
+    batches = minibatches(10, 3, "epoch", np.random.default_rng(2))
     draw = np.random.default_rng(2)
-    perm = np.random.default_rng(2).permutation(10)
-    idx0, order = minibatch_indices(0, num_train=10, batch_size=3, sampling="epoch", draw=draw, order=None)
-    np.testing.assert_array_equal(order, perm)
-    np.testing.assert_array_equal(idx0, perm[0:3])
-    idx1, order1 = minibatch_indices(1, num_train=10, batch_size=3, sampling="epoch", draw=draw, order=order)
-    assert order1 is order
-    np.testing.assert_array_equal(idx1, perm[3:6])
-    idx2, _ = minibatch_indices(2, num_train=10, batch_size=3, sampling="epoch", draw=draw, order=order)
-    np.testing.assert_array_equal(idx2, perm[6:9])
-    # iteration 3 starts epoch 2 (10 // 3 = 3 per epoch): a fresh permutation
-    idx3, order3 = minibatch_indices(3, num_train=10, batch_size=3, sampling="epoch", draw=draw, order=order)
-    assert not np.array_equal(order3, perm)
-    np.testing.assert_array_equal(idx3, order3[0:3])
-    # a resumed run (no order yet, mid-epoch) draws one too
-    idx4, order4 = minibatch_indices(4, num_train=10, batch_size=3, sampling="epoch",
-                                     draw=np.random.default_rng(5), order=None)
-    np.testing.assert_array_equal(idx4, np.random.default_rng(5).permutation(10)[3:6])
-    # batch larger than the set: one iteration per epoch over the whole permutation
-    idx5, _ = minibatch_indices(0, num_train=4, batch_size=6, sampling="epoch", draw=np.random.default_rng(0),
-                                order=None)
-    np.testing.assert_array_equal(np.sort(idx5), np.arange(4))
+    for _ in range(2):                        # 10 // 3 = 3 iterations per epoch; row 9 of each order unused
+        order = draw.permutation(10)
+        for k in range(3):
+            np.testing.assert_array_equal(next(batches), order[3 * k:3 * k + 3])
+    # a batch larger than the set: one iteration per epoch over the whole permutation
+    batches = minibatches(4, 6, "epoch", np.random.default_rng(0))
+    np.testing.assert_array_equal(next(batches), np.random.default_rng(0).permutation(4))
 
 
-@pytest.mark.parametrize("momentum,nesterov,expected", [
-    (0.0, False, [0.8]),                 # w - lr dw
-    (0.0, True, [0.8]),                  # Nesterov without momentum is plain SGD
-    (0.5, False, [0.8]),                 # first step of momentum: v = -lr dw
-    (0.5, True, [0.7]),                  # Nesterov: w + (1 + mu) v' = 1 - 1.5 * 0.2
+@pytest.mark.parametrize("momentum,nesterov,rule,expected", [
+    (0.0, False, optim.sgd, [0.8]),                      # w - lr dw
+    (0.0, True, optim.sgd, [0.8]),                       # Nesterov without momentum is plain SGD
+    (0.5, False, optim.sgd_momentum, [0.8]),             # first step of momentum: v = -lr dw
+    (0.5, True, optim.nesterov_momentum, [0.7]),         # Nesterov: w + (1 + mu) v' = 1 - 1.5 * 0.2
 ])
-def test_update_rule_binds_the_configured_rule(momentum, nesterov, expected):
-    step = update_rule(SGDConfig(momentum=momentum, nesterov=nesterov))
-    w, state = np.array([1.0]), {}
-    step(w, np.array([2.0]), state, lr=0.1)
+def test_update_rule_of_the_config(momentum, nesterov, rule, expected):
+    assert SGDConfig(momentum=momentum, nesterov=nesterov).update_rule is rule
+    w, _ = rule(np.array([1.0]), np.array([2.0]), {"learning_rate": 0.1, "momentum": momentum})
     np.testing.assert_allclose(w, expected, rtol=0, atol=1e-15)
-    if momentum == 0:
-        assert step is optim.sgd
-    else:
-        # second step shows the bound momentum: v = 0.5 * -0.2 - 0.2 = -0.3
-        step(w, np.array([2.0]), state, lr=0.1)
-        np.testing.assert_allclose(state["velocity"], [-0.3], rtol=0, atol=1e-15)
+
+
+class _Params:
+    def __init__(self):
+        self.params = {"a": np.array([1.0]), "b": np.array([1.0, 2.0])}
+
+
+def test_sgd_step_updates_every_parameter_with_its_own_velocity_and_the_given_rate():
+    model, configs = _Params(), {"a": {"momentum": 0.5}, "b": {"momentum": 0.5}}
+    a_before = model.params["a"]
+    sgd_step(model, {"a": np.array([2.0]), "b": np.array([-1.0, 0.0])}, configs, optim.sgd_momentum, 0.1)
+    np.testing.assert_allclose(model.params["a"], [0.8], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(model.params["b"], [1.1, 2.0], rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(a_before, [1.0])                    # a new array, the old one untouched
+    sgd_step(model, {"a": np.array([2.0]), "b": np.array([-1.0, 0.0])}, configs, optim.sgd_momentum, 0.2)
+    # v = 0.5 * -0.2 - 0.4 = -0.5 for a; 0.5 * 0.1 + 0.2 = 0.25 for b
+    np.testing.assert_allclose(configs["a"]["velocity"], [-0.5], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(configs["b"]["velocity"], [0.25, 0.0], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(model.params["a"], [0.3], rtol=0, atol=1e-15)
+    assert configs["a"]["momentum"] == 0.5
+
+
+def test_every_config_field_has_one_constraint():
+    import dataclasses
+    assert list(SGD_CONSTRAINTS) == [f.name for f in dataclasses.fields(SGDConfig)]
 
 
 def test_check_divergence_thresholds_and_messages():
@@ -367,7 +367,8 @@ def test_accuracy_in_chunks_equals_accuracy_at_once():
     assert accuracy(model, X, y, 3) == pytest.approx(
         (round(0.7 * 3) * 3 + round(0.7 * 1)) / 10)                    # chunks of 3, 3, 3, 1
     assert [len(p) for p in model.predicted[calls:]] == [3, 3, 3, 1]
-    assert accuracy(model, X[:0], y[:0]) == 0.0
+    with pytest.raises(ValueError, match="'X'.*at least one row"):
+        accuracy(model, X[:0], y[:0])
     assert accuracy(model, X[:1], y[:1]) == 1.0                          # one row: 1 of 1, not of 2
 
 
@@ -395,14 +396,12 @@ def test_first_loss_is_the_reference_for_divergence():
 def test_divergence_resets_to_the_last_epoch_end_and_truncates_the_history():
     X, y = _labelled(8)
     model = _Model(losses=[1.0, 1.0, 1.0, float("nan"), 1.0])
-    w = model.params["w"]
     with pytest.raises(TrainingDiverged) as e:
         train(model, X, y, X, y, learning_rate=1.0, learning_rate_decay=1.0, num_iters=5, batch_size=4, seed=0)
     err = e.value
     assert isinstance(err, FloatingPointError)
     assert err.iteration == 3 and err.restored == "last finite"
     # steps 0..2 were taken (w = -3); the end of epoch 1 (w = -2) is the last finite state
-    assert model.params["w"] is w
     np.testing.assert_array_equal(model.params["w"], [-2.0])
     np.testing.assert_array_equal(model.params["u"], [-4.0, -4.0])
     np.testing.assert_array_equal(err.history["loss_history"][:3], [1.0, 1.0, 1.0])
@@ -470,7 +469,7 @@ def test_config_and_keyword_overrides():
               num_iters=2, seed=0)
     assert h["loss_history"].shape == (2,)
     np.testing.assert_allclose(model.params["w"], [-1.0])
-    with pytest.raises(TypeError, match=r"unknown hyper-parameter\(s\) \['lr'\].*'learning_rate'"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'lr'"):
         train(_Model(), X, y, X, y, lr=0.1, seed=0)
 
 
@@ -515,33 +514,31 @@ def test_verbose_progress_bar_counts_iterations(monkeypatch):
     import aml.solver as solver
 
     class Bar:
-        def __init__(self, total):
-            self.total, self.n, self.postfix, self.closed = total, 0, [], False
+        def __init__(self, iterable, disable, **kw):
+            self.iterable, self.disable, self.postfix = iterable, disable, []
 
-        def update(self, k):
-            self.n += k
+        def __iter__(self):
+            return iter(self.iterable)
 
         def set_postfix(self, **kw):
             self.postfix.append(kw)
 
-        def close(self):
-            self.closed = True
-
     bars = []
-    monkeypatch.setattr(solver, "_progress", lambda total: bars.append(Bar(total)) or bars[-1])
+    monkeypatch.setattr(solver, "tqdm", lambda it, **kw: bars.append(Bar(it, **kw)) or bars[-1])
     X, y = _labelled(8)
     train(_Model(losses=[2.0] * 5), X, y, X, y, num_iters=5, batch_size=4, seed=0, verbose=True)
-    (bar,) = bars
-    assert (bar.total, bar.n, bar.closed) == (5, 5, True)
-    assert bar.postfix == [{"loss": "2.000", "val_acc": "1.000"}] * 3
     train(_Model(), X, y, X, y, num_iters=5, batch_size=4, seed=0)
-    assert len(bars) == 1                    # no bar unless verbose
+    assert [(len(b.iterable), b.disable) for b in bars] == [(5, False), (5, True)]      # no bar unless verbose
+    assert bars[0].postfix == [{"loss": "2.000", "val_acc": "1.000"}] * 3
 
 
-def test_empty_validation_set_gives_nan_loss_and_accuracy_zero():
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_empty_training_or_validation_split_is_refused_by_name(split):
     X, y = _labelled(8)
-    h = train(_Model(), X, y, X[:0], y[:0], num_iters=2, batch_size=4, seed=0)
-    assert np.isnan(h["val_loss_history"]).all() and h["val_acc_history"].tolist() == [0.0]
+    args = (X[:0], y[:0], X, y) if split == "train" else (X, y, X[:0], y[:0])
+    name = "X" if split == "train" else "X_val"
+    with pytest.raises(ValueError, match=f"^The '{name}' parameter must hold at least one row"):
+        train(_Model(), *args, num_iters=2, batch_size=4, seed=0)
 
 
 @pytest.mark.parametrize("kwargs,exc,words", [
@@ -581,12 +578,6 @@ def test_history_holds_exactly_its_documented_keys():
     assert h["heldout_val_acc"] is None and h["device"] == "cpu" and h["best_epoch"] == 0
     with pytest.raises(KeyError, match="'running_train_acc_history' is not a History key"):
         h["running_train_acc_history"] = []
-    with pytest.raises(KeyError, match="'val_acc' is not a History key"):
-        h.update(val_acc=0.5)
-    with pytest.raises(KeyError, match="'x' is not a History key"):
-        h.setdefault("x", 1)
-    with pytest.raises(KeyError, match="cannot be removed"):
-        del h["device"]
     h.record_epoch(epoch=1, train_acc=0.5, val_acc=np.float32(0.25), val_loss=2, lr=0.1)
     h.record_epoch(epoch=2, train_acc=0.75, val_acc=0.5, val_loss=1, lr=0.05)
     for key in ("epoch_history", "train_acc_history", "val_acc_history", "val_loss_history", "lr_history"):
@@ -638,3 +629,64 @@ def test_history_records_the_l2_term_of_every_minibatch_loss(toy_data):
     w = net.params
     final = 0.05 * (np.sum(w["W1"] ** 2) + np.sum(w["W2"] ** 2))
     assert reg[-1] == pytest.approx(final, rel=0.2)                # the last step moved W only a little
+
+
+# ---------------------------------------------------------------------------------------------
+# aml._checks: the boundaries of each check (the configs above and the other modules use them).
+# ---------------------------------------------------------------------------------------------
+
+
+def test_checks_accept_their_boundaries_and_return_plain_values():
+    from aml import _checks as c
+    assert c.check_positive_int("n", np.int64(1)) == 1 and type(c.check_positive_int("n", np.int64(1))) is int
+    assert c.check_nonneg_int("n", 0) == 0
+    assert c.check_positive_float("x", 1) == 1.0 and type(c.check_positive_float("x", 1)) is float
+    assert c.check_nonneg_float("x", 0) == 0.0
+    assert c.check_interval("p", 0.0, 0.0, 1.0) == 0.0
+    assert c.check_interval("p", 1.0, 0.0, 1.0, closed_high=True) == 1.0
+    assert c.check_seed("s", 2**32 - 1) == 2**32 - 1 and c.check_seed("s", 0) == 0
+    assert c.check_seed("s", None, allow_none=True) is None
+    g = np.random.default_rng(0)
+    assert c.check_seed("s", g, allow_generator=True) is g
+    assert c.optional(c.check_positive_int)("n", None) is None and c.optional(c.check_positive_int)("n", 2) == 2
+    assert c.check_bool("b", np.bool_(True)) is True
+
+
+@pytest.mark.parametrize("call,exc,message", [
+    (lambda c: c.check_positive_int("n", 0), ValueError, "The 'n' parameter must be a positive int. Got 0 instead."),
+    (lambda c: c.check_positive_int("n", True), TypeError,
+     "The 'n' parameter must be a positive int. Got True instead."),
+    (lambda c: c.check_nonneg_int("n", -1), ValueError, "The 'n' parameter must be an int >= 0. Got -1 instead."),
+    (lambda c: c.check_nonneg_int("n", 1.0), TypeError, "The 'n' parameter must be an int >= 0. Got 1.0 instead."),
+    (lambda c: c.check_positive_float("x", float("inf")), ValueError,
+     "The 'x' parameter must be a finite float > 0. Got inf instead."),
+    (lambda c: c.check_nonneg_float("x", float("nan")), ValueError,
+     "The 'x' parameter must be a finite float >= 0. Got nan instead."),
+    (lambda c: c.check_nonneg_float("x", "1"), TypeError,
+     "The 'x' parameter must be a finite float >= 0. Got '1' instead."),
+    (lambda c: c.check_interval("p", 1.0, 0.0, 1.0), ValueError,
+     "The 'p' parameter must be a float in [0.0, 1.0). Got 1.0 instead."),
+    (lambda c: c.check_interval("p", 0.0, 0.0, 1.0, closed_low=False), ValueError,
+     "The 'p' parameter must be a float in (0.0, 1.0). Got 0.0 instead."),
+    (lambda c: c.check_interval("p", 1.5, 0.0, 1.0, closed_high=True), ValueError,
+     "The 'p' parameter must be a float in [0.0, 1.0]. Got 1.5 instead."),
+    (lambda c: c.check_interval("p", -0.5, 0.0, 1.0), ValueError,
+     "The 'p' parameter must be a float in [0.0, 1.0). Got -0.5 instead."),
+    (lambda c: c.check_seed("s", 2**32), ValueError,
+     "The 's' parameter must be an int in [0, 2**32). Got 4294967296 instead."),
+    (lambda c: c.check_seed("s", -1, allow_none=True), ValueError,
+     "The 's' parameter must be an int in [0, 2**32) or None. Got -1 instead."),
+    (lambda c: c.check_seed("s", None), TypeError, "The 's' parameter must be an int in [0, 2**32). Got None instead."),
+    (lambda c: c.check_seed("s", np.random.default_rng(0), allow_none=True), TypeError, "or None. Got Generator"),
+    (lambda c: c.check_choice("k", "c", ("a", "b")), ValueError,
+     "The 'k' parameter must be one of ['a', 'b']. Got 'c' instead."),
+    (lambda c: c.check_bool("b", 1), TypeError, "The 'b' parameter must be a bool. Got 1 instead."),
+    (lambda c: c.check_y(np.array([0, 2]), num_samples=2, num_classes=2), ValueError, "Got values in [0, 2] instead."),
+    (lambda c: c.check_y(np.array([-1, 0]), num_samples=2, num_classes=2), ValueError,
+     "Got values in [-1, 0] instead."),
+])
+def test_checks_refuse_with_one_line_naming_the_argument(call, exc, message):
+    from aml import _checks as c
+    with pytest.raises(exc) as e:
+        call(c)
+    assert message in str(e.value)

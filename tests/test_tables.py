@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from aml.tables import Table
+from aml.plots import Table
 
 
 def test_table_renders_markdown_and_escaped_latex():

@@ -5,9 +5,8 @@ import pytest
 
 from aml.data import CLASS_NAMES
 from aml.flips import hflip_images
-from aml.runs import read_csv, write_csv
 from aml.solver import SGDConfig
-from aml.tuning import NetConfig, run_config, run_many
+from aml.tuning import NetConfig, run_config, training_subset
 
 
 @dataclass(frozen=True)
@@ -37,15 +36,17 @@ def test_defaults_are_the_handouts():
     c = NetConfig()
     assert (c.hidden_size, c.learning_rate, c.reg, c.num_iters, c.batch_size, c.learning_rate_decay, c.std) \
         == (50, 1e-4, 0.25, 1000, 200, 0.95, 1e-4)
-    assert c.sgd == SGDConfig(learning_rate=1e-4, reg=0.25, num_iters=1000, batch_size=200, learning_rate_decay=0.95)
-    assert c.sgd.total_iterations(49000) == 1000
-    assert c.replace(num_epochs=3).sgd.total_iterations(49000) == 3 * 245
+    assert isinstance(c, SGDConfig)                  # the solver's defaults have one home: SGDConfig's
+    fields = ("learning_rate", "reg", "num_iters", "batch_size", "learning_rate_decay")
+    assert {f: getattr(c, f) for f in fields} == {f: getattr(SGDConfig(), f) for f in fields}
+    assert c.total_iterations(49000) == 1000
+    assert c.replace(num_epochs=3).total_iterations(49000) == 3 * 245
 
 
 def test_config_is_flat_as_a_student_types_it():
     c = NetConfig(learning_rate=1e-3, hidden_size=100, momentum=0.9)
     assert (c.learning_rate, c.hidden_size, c.momentum, c.reg) == (1e-3, 100, 0.9, 0.25)
-    assert type(c.sgd) is SGDConfig and c.sgd.learning_rate == 1e-3 and c.sgd.momentum == 0.9
+    assert isinstance(c, SGDConfig) and c.learning_rate == 1e-3 and c.momentum == 0.9
     with pytest.raises(ValueError, match="'learning_rate'.*Got -1"):
         NetConfig(learning_rate=-1)                   # validated where SGDConfig validates it
     with pytest.raises(TypeError):
@@ -56,10 +57,8 @@ def test_config_is_flat_as_a_student_types_it():
 
 def test_flat_dict_round_trip_and_replace_is_validated():
     c = NetConfig().replace(hidden_size=10, learning_rate=0.5, nesterov=True, momentum=0.9)
-    assert c.sgd == SGDConfig(learning_rate=0.5, learning_rate_decay=0.95, reg=0.25, num_iters=1000,
-                              nesterov=True, momentum=0.9)
+    assert (c.hidden_size, c.learning_rate, c.nesterov, c.momentum, c.reg) == (10, 0.5, True, 0.9, 0.25)
     assert NetConfig.from_dict(c.to_dict()) == c
-    assert list(c.to_dict())[:2] == ["hidden_size", "std"] and list(c.to_dict())[-1] == "num_train_acc"
     with pytest.raises(ValueError, match="'learning_rate_decay'"):
         c.replace(learning_rate_decay=0.0)
 
@@ -91,45 +90,18 @@ def test_unknown_field_is_named():
         NetConfig().replace(hiden_size=10)
 
 
-@pytest.mark.parametrize("preprocess,flip", [("mean", False), ("scale", True), ("pca", True)])
+@pytest.mark.parametrize("preprocess,flip", [("mean", False), ("scale", True)])
 def test_run_config_learns_a_separable_problem(preprocess, flip):
     cfg = NetConfig.from_dict(dict(hidden_size=32, num_epochs=8, batch_size=50, learning_rate=0.01, momentum=0.9,
-                                   std=None, sampling="epoch", preprocess=preprocess, pca_components=50, flip=flip,
+                                   std=None, sampling="epoch", preprocess=preprocess, flip=flip,
                                    reg=1e-4, keep_best=True, dropout=0.1, seed=0))
     data = _tiny_split()
     result = run_config(cfg, data)
     assert result.val_acc > 0.3  # chance is 0.1
     assert result.val_acc == result.stats["best_val_acc"]          # no selection split: validation is monitored
     assert result.sel_acc is None and result.stats["heldout_val_acc"] is None
-    assert result.preprocessor.pixel_weights(result.model.params["W1"]).shape == (3072, 32)
+    assert result.model.params["W1"].shape == (3072, 32)
 
-
-def test_run_many_records_divergence_and_csv_round_trip(tmp_path):
-    data = _tiny_split()
-    ok = NetConfig.from_dict(dict(hidden_size=8, num_epochs=1, batch_size=50, sampling="epoch"))
-    bad = ok.replace(learning_rate=1e9, std=1.0)
-    rows, results = run_many([ok, bad], data)
-    assert results[1] is None and rows[1]["note"] == "diverged" and rows[0]["note"] == ""
-    assert np.isnan(rows[1]["val_acc"])
-    write_csv(rows, tmp_path / "runs.csv")
-    back = read_csv(tmp_path / "runs.csv")
-    assert [r["note"] for r in back] == ["", "diverged"]
-
-
-def test_run_many_records_any_failure_and_keeps_the_finished_rows(monkeypatch):
-    import aml.tuning
-    data = _tiny_split()
-    ok = NetConfig.from_dict(dict(hidden_size=8, num_epochs=1, batch_size=50, sampling="epoch"))
-    real = aml.tuning.run_config
-
-    def flaky(config, data, **kw):
-        if config.hidden_size == 9:
-            raise MemoryError("no room")
-        return real(config, data, **kw)
-    monkeypatch.setattr(aml.tuning, "run_config", flaky)
-    rows, results = run_many([ok, ok.replace(hidden_size=9), ok], data)
-    assert [r["note"] for r in rows] == ["", "failed: MemoryError: no room", ""]
-    assert results[0] is not None and results[1] is None and results[2] is not None
 
 
 def test_run_config_monitors_the_selection_split_and_holds_out_validation(monkeypatch):
@@ -150,7 +122,7 @@ def test_run_config_monitors_the_selection_split_and_holds_out_validation(monkey
     h = result.stats
     assert result.sel_acc == h["best_val_acc"] == max(epochs)      # keep_best chose on the selection split
     assert result.val_acc == h["heldout_val_acc"]
-    X_val = result.preprocessor.transform(data.X_val)
+    X_val = result.transform(data.X_val)
     from aml import accuracy
     assert result.val_acc == accuracy(result.model, X_val, data.y_val)
     row = result.row()
@@ -175,9 +147,20 @@ def test_run_result_predictor_flips_through_the_run_s_transform():
     data = CIFAR10Split(X[:40], y[:40], X[40:50], y[40:50], SealedTest(X[:0], y[:0]), X_sel=X[50:], y_sel=y[50:])
     result = run_config(NetConfig.from_dict(dict(hidden_size=5, num_iters=5, preprocess="scale", std=None)), data)
     plain, flipped = result.predictor(), result.predictor(flips=True)
-    Z, Zf = result.preprocessor.transform(X), result.preprocessor.transform(hflip_images(X))
+    Z, Zf = result.transform(X), result.transform(hflip_images(X))
     assert (plain(X) == result.model.predict(Z)).all()
     assert (flipped(X) == np.argmax(result.model.scores(Z) + result.model.scores(Zf), axis=1)).all()
     acc = result.flip_accuracies(data)
     assert acc["sel_acc_flips"] == np.mean(flipped(X[50:]) == y[50:])
     assert acc["val_acc_flips"] == np.mean(flipped(X[40:50]) == y[40:50])
+
+
+
+def test_training_subset_cuts_only_the_training_split():
+    data = _tiny_split(n=300, num_sel=20)
+    sub = training_subset(data, 50)
+    assert sub.X_train.shape == (50, 3072) and np.array_equal(sub.y_train, data.y_train[:50])
+    assert sub.X_val is data.X_val and sub.X_sel is data.X_sel
+    assert training_subset(data, 10_000).X_train.shape[0] == 300
+    with pytest.raises(ValueError, match="num_train"):
+        training_subset(data, 0)

@@ -172,7 +172,7 @@ def _save(path, **params):
 
 
 @pytest.mark.parametrize("change,words", [
-    (dict(b2=None), r"missing \['b2'\]"),
+    (dict(b2=None), r"cannot be read as a TwoLayerNet .npz file \(KeyError: 'b2 is not a file"),
     (dict(b1=np.zeros(2, dtype=np.float32)), "one float dtype"),
     (dict(W1=np.ones((3, 2), dtype=np.int64), b1=np.zeros(2, dtype=np.int64), W2=np.ones((2, 2), dtype=np.int64),
           b2=np.zeros(2, dtype=np.int64)), "one float dtype"),
@@ -201,7 +201,7 @@ def test_load_leaves_the_global_generator_alone(tmp_path):
     assert after == np.random.random()
 
 
-@pytest.mark.parametrize("damage", ["empty", "truncated", "text", "directory", "nan dropout"])
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text", "directory", "nan dropout", "pickled", "2 dropouts"])
 def test_load_refuses_unreadable_files_naming_them(tmp_path, damage):
     good = tmp_path / "good.npz"
     TwoLayerNet(3, 2, 2, seed=0, dropout=0.5).save(good)
@@ -215,7 +215,8 @@ def test_load_refuses_unreadable_files_naming_them(tmp_path, damage):
     elif damage == "directory":
         path.mkdir()
     else:
-        np.savez(path, W1=np.ones((3, 2)), b1=np.zeros(2), W2=np.ones((2, 2)), b2=np.zeros(2), dropout=np.nan)
+        dropout = {"nan dropout": np.nan, "pickled": np.array([{}], dtype=object), "2 dropouts": np.zeros(2)}[damage]
+        np.savez(path, W1=np.ones((3, 2)), b1=np.zeros(2), W2=np.ones((2, 2)), b2=np.zeros(2), dropout=dropout)
     with pytest.raises(ValueError) as e:
         TwoLayerNet.load(path)
     assert str(path) in str(e.value)
@@ -224,8 +225,9 @@ def test_load_refuses_unreadable_files_naming_them(tmp_path, damage):
 def test_save_onto_a_directory_names_the_target(tmp_path):
     target = tmp_path / "net.npz"
     target.mkdir()
-    with pytest.raises(IsADirectoryError, match=f"directory {target}"):
+    with pytest.raises(IsADirectoryError) as e:
         TwoLayerNet(3, 2, 2, seed=0).save(target)
+    assert str(target) in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.npz"]          # no temp file left behind
 
 

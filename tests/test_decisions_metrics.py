@@ -4,56 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from aml.metrics import confusion_matrix, exceeds_noise, mean_std, per_class_accuracy, seed_summary
-
-
-def test_confusion_matrix_counts_true_class_by_row():
-    # true 0 predicted 1 twice, true 1 never predicted 0: the matrix is not symmetric, so a
-    # transposed matrix (rows = predictions) fails here
-    y_true = [0, 0, 0, 1, 2, 2]
-    y_pred = [0, 1, 1, 1, 2, 0]
-    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, 3), [[1, 2, 0],
-                                                                       [0, 1, 0],
-                                                                       [1, 0, 1]])
-    # classes absent from both label arrays still get their row and column
-    np.testing.assert_array_equal(confusion_matrix([1], [0], 4), [[0, 0, 0, 0], [1, 0, 0, 0],
-                                                                 [0, 0, 0, 0], [0, 0, 0, 0]])
-    assert confusion_matrix(np.array([], dtype=int), np.array([], dtype=int), 2).tolist() == [[0, 0], [0, 0]]
-
-
-@pytest.mark.parametrize("y_true,y_pred,words", [
-    ([0, 3], [0, 1], r"'y_true'.*\[0, 3\).*\[0, 3\]"),
-    ([0, 1], [0, 3], r"'y_pred'.*\[0, 3\).*\[0, 3\]"),
-    ([-1, 1], [0, 1], r"'y_true'"),
-    ([0, 1], [0, -1], r"'y_pred'"),
-    ([0, 1], [0, 1, 1], r"'y_pred'"),
-])
-def test_confusion_matrix_refuses_labels_out_of_range(y_true, y_pred, words):
-    with pytest.raises(ValueError, match=words):
-        confusion_matrix(np.array(y_true), np.array(y_pred), 3)
-
-
-def test_confusion_matrix_accepts_the_largest_label():
-    assert confusion_matrix([2], [2], 3)[2, 2] == 1
-    with pytest.raises((TypeError, ValueError), match="'y_true'"):
-        confusion_matrix(np.array([0.5]), np.array([0]), 3)
-    with pytest.raises(ValueError, match="'num_classes'"):
-        confusion_matrix([0], [0], 0)
-
-
-def test_per_class_accuracy_is_the_recall_of_each_row():
-    m = np.array([[1, 2, 0],
-                  [0, 4, 0],
-                  [3, 0, 1]])
-    np.testing.assert_allclose(per_class_accuracy(m), [1 / 3, 1.0, 1 / 4])
-    # a class with no image is NaN, not 0 and not a warning
-    with np.errstate(all="raise"):
-        out = per_class_accuracy(np.array([[2, 0], [0, 0]]))
-    assert out[0] == 1.0 and np.isnan(out[1])
-    # a class with exactly one image
-    np.testing.assert_allclose(per_class_accuracy(np.array([[1, 0], [1, 0]])), [1.0, 0.0])
-    # the recall reads the diagonal over row sums, not column sums
-    np.testing.assert_allclose(per_class_accuracy(np.array([[1, 3], [0, 2]])), [0.25, 1.0])
+from aml.decisions import exceeds_noise, mean_std, seed_summary
 
 
 def test_mean_std_uses_the_sample_standard_deviation():
@@ -113,7 +64,7 @@ def test_exceeds_noise_without_a_noise_estimate():
 
 
 def test_unit_similarity_is_the_mean_absolute_correlation_of_distinct_units():
-    from aml.metrics import unit_similarity
+    from aml.decisions import unit_similarity
     a = np.array([1.0, 2.0, 3.0, 4.0])
     W = np.stack([a, -a, a[::-1]], axis=1)                  # corr: (a,-a) -1, (a,rev) -1, (-a,rev) +1
     assert unit_similarity(W) == pytest.approx(1.0)
