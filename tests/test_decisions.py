@@ -235,8 +235,8 @@ def test_one_change_ladder_keeps_ties_and_gains_drops_a_loss_and_picks_the_best_
         calls.append((cfg, seed))
         return 0.5 + 0.1 * cfg.a - 0.1 * cfg.b + 0.001 * cfg.c + noise[seed]
 
-    rows = one_change_ladder(Cfg(), [("a up", {"a": 1}), ("b up", {"b": 1}), ("c grid", [{"c": 1}, {"c": 3}, {"c": 2}])],
-                             run, [0, 1, 2], base_label="base")
+    steps = [("a up", {"a": 1}), ("b up", {"b": 1}), ("c grid", [{"c": 1}, {"c": 3}, {"c": 2}])]
+    rows = one_change_ladder(Cfg(), steps, run, [0, 1, 2], base_label="base")
     assert [r.label for r in rows] == ["0. base", "1. a up", "2. b up", "3. c grid"]
     assert [r.verdict for r in rows] == ["", "better", "worse", "tie"]
     assert [r.kept for r in rows] == [True, True, False, True]

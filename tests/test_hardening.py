@@ -15,10 +15,8 @@ from aml.features import PCA
 from aml.mlp import (
     MLPConfig,
     TensorSplits,
-    build_model,
     fit,
     load_checkpoint,
-    save_checkpoint,
     to_tensor_images,
 )
 from aml.runs import write_json
