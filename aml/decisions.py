@@ -1,12 +1,7 @@
-"""The rules that decide results, each stated once and tested on hand-made inputs.
-
-Summaries of repeated runs (:func:`mean_std`, :func:`seed_summary`), when a difference exceeds the seeds'
-noise (:func:`exceeds_noise`, Welch's two-standard-error rule), the choices made with them (:func:`compare`,
-:func:`choose_predictor`, :func:`tested_seed`, :func:`choose_depth`), and
-:func:`check_claim`, the check that follows each claim of the report. Every choice is made on
-selection-split results over seeds; a difference smaller than the seeds' spread is a tie. Each rule
-returns a small frozen record with ``reason``, one line a notebook can print.
-"""
+"""The rules that decide results, each tested on hand-made inputs: seed summaries, when a difference exceeds
+the seeds' noise (Welch's two-standard-error rule), the choices made with it (:func:`compare`, the one-change
+ladder, the predictor, the tested seed, the depth), and :func:`check_claim`, the check after each claim.
+Every choice is made on selection-split results over seeds; a difference inside the seeds' spread is a tie."""
 from __future__ import annotations
 
 import dataclasses
@@ -40,18 +35,9 @@ def seed_summary(values) -> dict:
 
 
 def exceeds_noise(a, b, *, z: float = 2.0) -> bool:
-    """Whether the mean results of two settings over seeds differ by more than their seed noise.
-
-    The rule (Welch's two-standard-error rule): with ``n_a``, ``n_b`` seeds and sample variances
-    ``s_a^2``, ``s_b^2`` (ddof=1), the standard error of the difference of the means is
-    ``se = sqrt(s_a^2 / n_a + s_b^2 / n_b)``, and the difference exceeds the noise when
-    ``|mean_a - mean_b| > z * se`` (strictly). ``z = 2`` is about a 95 % two-sided level.
-
-    * With fewer than two seeds on either side there is no estimate of the noise: never (a tie).
-    * With no spread at all (``se == 0``) any difference in the means exceeds it.
-
-    Symmetric in ``a`` and ``b``; it says *whether* they differ, not which is larger.
-    """
+    """Whether two settings' mean results over seeds differ by more than their seed noise: Welch's rule,
+    ``|mean_a - mean_b| > z * sqrt(s_a^2 / n_a + s_b^2 / n_b)`` (sample variances, ddof=1; z = 2 is about a
+    95 % two-sided level). Fewer than two seeds on a side: never (a tie); no spread at all: any difference."""
     z = check_positive_float("z", z)
     a, b = _values("a", a), _values("b", b)
     if a.size < 2 or b.size < 2:
@@ -98,14 +84,9 @@ class PredictorChoice:
 
 
 def choose_predictor(plain, flips, *, z: float = 2.0, min_gain: float = 0.005) -> PredictorChoice:
-    """Plain predictions or test-time flip averaging, from per-seed validation accuracies.
-
-    ``plain`` and ``flips`` hold the accuracy of each seed's model without and with flip averaging
-    (same seeds, same order). Flips are chosen only when their mean gain is at least ``min_gain``
-    *and* the difference exceeds the seed noise (``exceeds_noise(plain, flips, z=z)``); otherwise
-    the plain predictor, which is simpler and costs one forward pass. With one seed there is no
-    noise estimate, so the answer is plain.
-    """
+    """Plain predictions or test-time flip averaging, from per-seed accuracies without and with flips (same
+    seeds, same order): flips only when their mean gain is at least ``min_gain`` *and* exceeds the seed noise;
+    otherwise plain, which is simpler and costs one forward pass (always, with one seed)."""
     min_gain = check_nonneg_float("min_gain", min_gain)
     plain, flips = list(plain), list(flips)
     if len(plain) != len(flips):
@@ -185,16 +166,11 @@ def split_noise(num_images: int, accuracy: float = 0.5) -> float:
 
 
 def choose_depth(values_by_depth: dict, *, z: float = 2.0, margin: float = 0.0) -> DepthChoice:
-    """The depth to report, by the rule fixed before the run: among the depths whose seeds cannot
-    be told apart from the best, the smallest network.
+    """The depth to report, by the rule fixed before the run: the shallowest depth tied with the best.
 
-    ``values_by_depth`` maps depth (weight layers) to its per-seed validation accuracies. ``best`` is
-    the highest mean (equal means: the shallower). A depth is ``tied`` with it when
-    ``exceeds_noise(values[best], values[d], z=z)`` is false, or its mean is within ``margin`` of the
-    best mean (a difference the split itself cannot resolve, e.g. :func:`split_noise`); ``chosen`` is
-    the smallest tied depth. With one seed per depth nothing can be told apart, so the shallowest
-    depth is chosen.
-    """
+    ``values_by_depth``: depth (weight layers) -> per-seed accuracies. ``best`` has the highest mean (equal
+    means: the shallower); a depth is tied with it unless ``exceeds_noise`` says otherwise and its mean is
+    more than ``margin`` below (a difference the split cannot resolve, e.g. :func:`split_noise`)."""
     margin = check_nonneg_float("margin", margin)
     if not values_by_depth:
         raise ValueError("The 'values_by_depth' parameter must map at least one depth to its results. Got none.")
@@ -222,19 +198,8 @@ class ClaimNotSupported(AssertionError):
 
 
 def check_claim(claim: str, holds: bool, evidence: str, *, enforce: bool = True) -> None:
-    """Raise :class:`ClaimNotSupported` naming ``claim`` and ``evidence`` unless ``holds``.
-
-    Parameters
-    ----------
-    claim : str
-        The sentence of the report, as a reader finds it in the Markdown cell above.
-    holds : bool
-        Whether this run's results support it (computed with the rules of :mod:`aml.decisions`).
-    evidence : str
-        The figures the judgement rests on, for the message.
-    enforce : bool
-        False on a small (smoke) budget, where the full run's claims need not hold.
-    """
+    """Raise :class:`ClaimNotSupported` naming ``claim`` (the sentence above, in the report) and ``evidence``
+    (the figures the judgement rests on) unless ``holds``; ``enforce`` is False on the small (smoke) budget."""
     if not isinstance(claim, str) or not claim.strip():
         raise ValueError(f"The 'claim' parameter must be the claim's sentence. Got {claim!r} instead.")
     if enforce and not bool(holds):

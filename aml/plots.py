@@ -1,6 +1,5 @@
-"""Figures and tables of the notebooks. Each plot function draws one figure, saves it as a PNG in
-``imgs/`` and returns it; :class:`Table` shows a DataFrame as Markdown in a notebook and as a booktabs
-table in the PDF. Nothing here computes a result."""
+"""Figures and tables of the notebooks: each plot function draws one figure, saves it in ``imgs/`` and returns
+it; :class:`Table` shows a DataFrame as Markdown, and in the PDF as a booktabs table. Nothing here computes."""
 from __future__ import annotations
 
 import math
@@ -14,10 +13,7 @@ import pandas as pd
 
 from .runs import atomic_path, imgs_dir
 
-#: The look of every figure, applied to each figure as it is saved (:func:`save`), so importing this
-#: module changes no global setting of matplotlib. (A ``plt.style.context`` around the first figure
-#: of a Jupyter session switches off the inline backend's display of every later figure.)
-DISPLAY_DPI, SAVE_DPI = 110, 130
+DISPLAY_DPI, SAVE_DPI = 110, 130    # the look is applied per figure as it is saved: no global matplotlib setting
 
 
 def _apply_style(fig) -> None:
@@ -41,6 +37,17 @@ def save(fig, name: str, folder: Path | None = None) -> Path:
 
 def _integer_epochs(ax) -> None:
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
+def _finish_epochs(fig, name: str, title: str):
+    """Integer epoch ticks on every panel, the title, then :func:`save`."""
+    for ax in fig.axes:
+        _integer_epochs(ax)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save(fig, name)
+    return fig
 
 
 
@@ -107,13 +114,7 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     axes[1].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label="validation")
     axes[1].set(title="Accuracy", xlabel="epoch")
     axes[1].legend(fontsize=8)
-    for ax in axes:
-        _integer_epochs(ax)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save(fig, name)
-    return fig
+    return _finish_epochs(fig, name, title)
 
 
 def image_grid(images: np.ndarray, *, ncols: int, padding: int = 1) -> np.ndarray:
@@ -167,13 +168,7 @@ def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50):
     axes[0].legend(fontsize=8)
     axes[1].plot(x, reg, lw=2, color="C2")
     axes[1].set(title=r"L2 term $\lambda\,(\|W_1\|^2 + \|W_2\|^2)$", xlabel="epoch", ylabel="L2 term")
-    for ax in axes:
-        _integer_epochs(ax)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save(fig, name)
-    return fig
+    return _finish_epochs(fig, name, title)
 
 
 def depth_effect(frame, name: str, *, title: str = ""):

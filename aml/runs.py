@@ -31,9 +31,6 @@ def checkout(start: str | os.PathLike | None = None) -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-REPO_ROOT = checkout()                          # the checkout at import time (prefer checkout())
-
-
 def seed_run_folder(path: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
     """Copy the files of ``<source>/results`` (default: the checkout's) into ``<path>/results``, once."""
     path, committed = Path(path), Path(source or checkout()) / "results"

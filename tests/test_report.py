@@ -239,6 +239,19 @@ def test_the_report_leaves_out_parameters_progress_and_silent_code(tmp_path):
     assert [o.text for o in combined.cells[2].outputs] == ["val acc 0.6"]
 
 
+def test_the_answer_opens_its_section_in_the_report(tmp_path):
+    path = notebook(tmp_path / "01_x.ipynb", "md:# Q3", "md:## part a", "md:## part b", "md:evidence", "md:**answer**")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[4].metadata["tags"] = ["answer"]
+    nbformat.write(nb, path)
+    order = [c.source for c in report.combine([path], {"01_x.ipynb": True}, smoke=False).cells[1:]]
+    assert order == ["# Q3", "**answer**", "## part a", "## part b", "evidence"]      # after the first cell
+    nb.cells[2].metadata["tags"] = ["answer-here"]
+    nbformat.write(nb, path)
+    order = [c.source for c in report.combine([path], {"01_x.ipynb": True}, smoke=False).cells[1:]]
+    assert order == ["# Q3", "## part a", "## part b", "**answer**", "evidence"]      # after its anchor
+
+
 def test_papermill_runs_the_notebook_in_its_folder_and_a_failure_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("AML_SMOKE", "1")
     src = notebook(tmp_path / "01_x.ipynb", "import os\nprint(os.getcwd(), os.environ['AML_SMOKE'])",

@@ -1,6 +1,5 @@
-"""``make report [FORCE=1]``: execute in a fresh ``runs/<UTC stamp>/`` the notebooks whose cache key changed,
-export report.pdf (code hidden), check it, then promote the run. ``--smoke --out DIR --check`` (make test)
-runs every notebook on the small budget and never promotes. The rules: docs/maintaining/build.md."""
+"""``make report [FORCE=1]``: run in ``runs/<stamp>/`` the notebooks whose key changed, export and check report.pdf,
+promote; ``--smoke --out DIR --check`` (make test) never promotes. The rules: MAINTAINING.md, section 1."""
 import argparse
 import hashlib
 import json
@@ -20,9 +19,8 @@ from aml import runs
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(__file__).parent / "templates" / "aml_report.tex.j2"
 TITLE = "AML Assignment 2: neural networks from first principles"
-TOOLS = {  # the programs the PDF needs -> their Debian/Ubuntu packages
-    "xelatex": "texlive-xetex texlive-fonts-recommended texlive-plain-generic", "pandoc": "pandoc",
-         "pdftotext": "poppler-utils"}
+TOOLS = {"xelatex": "texlive-xetex texlive-fonts-recommended texlive-plain-generic", "pandoc": "pandoc",
+         "pdftotext": "poppler-utils"}  # the programs the PDF needs -> their Debian/Ubuntu packages
 PROMOTED = (("results", "*.json"), ("results", "*.csv"), ("imgs", "*.png"))
 
 
@@ -135,8 +133,7 @@ def shown(cell):
 
 
 def combine(paths: list[Path], todo: dict[str, bool], *, smoke: bool):
-    """A front page (date, machine, notebooks executed and reused), then every cell :func:`shown` keeps; the
-    cells tagged ``answer`` move up to follow the cell tagged ``answer-here`` (default: the notebook's first)."""
+    """A front page, then every cell :func:`shown` keeps; ``answer`` cells follow the ``answer-here`` (or first) one."""
     nbs = [nbformat.read(p, as_version=4) for p in paths]
     reused = [f"{p.name[:2]} ({nb.metadata.get('aml_run', {}).get('date', 'date not recorded')})"
               for p, nb in zip(paths, nbs) if not todo[p.name]]
@@ -152,7 +149,7 @@ def combine(paths: list[Path], todo: dict[str, bool], *, smoke: bool):
     for nb in nbs:
         cells = [c for c in map(shown, nb.cells) if c is not None]
         answers = [c for c in cells if "answer" in c.metadata.get("tags", [])]
-        rest = [c for c in cells if c not in answers]         # the answer opens its section: after the heading
+        rest = [c for c in cells if c not in answers]
         at = next((i for i, c in enumerate(rest) if "answer-here" in c.metadata.get("tags", [])), 0) + 1
         report.cells += rest[:at] + answers + rest[at:]
     return report
@@ -183,7 +180,7 @@ def check_pdf(pdf: Path) -> None:
     print(f"checked {pdf}: {text.count(chr(12))} pages, {len(text.split())} words", flush=True)
 
 
-def rows(path: Path) -> int:
+def rows(path: Path) -> int:  # noqa: D103
     return len(pd.read_csv(path)) if path.is_file() else 0
 
 

@@ -4,7 +4,7 @@
     python -m tools.search --question q4 --depth 3 --storage postgresql://aml:PW@db-host/aml --n-trials 10
 
 A path is a journal file (workers on one machine); a URL an RDB storage with Optuna's heartbeat (workers
-on several machines). See docs/maintaining/workers.md.
+on several machines). See MAINTAINING.md, section 2.
 """
 from __future__ import annotations
 
