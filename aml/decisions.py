@@ -1,7 +1,6 @@
 """The rules that decide results, each tested on hand-made inputs: seed summaries, when a difference exceeds
-the seeds' noise (Welch's two-standard-error rule), the choices made with it (:func:`compare`, the one-change
-ladder, the predictor, the tested seed, the depth), and :func:`check_claim`, the check after each claim.
-Every choice is made on selection-split results over seeds; a difference inside the seeds' spread is a tie."""
+the seeds' noise (two standard errors), the choices made with it (:func:`compare`, the one-change ladder, the
+predictor, the tested seed, the depth; on selection-split results over seeds), and :func:`check_claim`."""
 from __future__ import annotations
 
 import dataclasses
@@ -85,8 +84,9 @@ class PredictorChoice:
 
 def choose_predictor(plain, flips, *, z: float = 2.0, min_gain: float = 0.005) -> PredictorChoice:
     """Plain predictions or test-time flip averaging, from per-seed accuracies without and with flips (same
-    seeds, same order): flips only when their mean gain is at least ``min_gain`` *and* exceeds the seed noise;
-    otherwise plain, which is simpler and costs one forward pass (always, with one seed)."""
+    seeds, same order): flips only when their mean gain is at least ``min_gain`` *and* exceeds the noise of the
+    per-seed gains (paired: both predictors score the same models on the same images); otherwise plain, which
+    is simpler and costs one forward pass (always, with one seed)."""
     min_gain = check_nonneg_float("min_gain", min_gain)
     plain, flips = list(plain), list(flips)
     if len(plain) != len(flips):
@@ -94,7 +94,7 @@ def choose_predictor(plain, flips, *, z: float = 2.0, min_gain: float = 0.005) -
                          f"Got {len(plain)} and {len(flips)} values instead.")
     p, f = seed_summary(plain), seed_summary(flips)
     gain = f["mean"] - p["mean"]
-    noisy = exceeds_noise(plain, flips, z=z)
+    noisy = exceeds_noise(np.zeros(len(plain)), np.subtract(flips, plain), z=z)   # paired: the per-seed gains
     return PredictorChoice(use_flips=gain >= min_gain and noisy, gain=gain, exceeds_noise=noisy,
                            min_gain=min_gain, plain=p, flips=f)
 
@@ -102,7 +102,7 @@ def choose_predictor(plain, flips, *, z: float = 2.0, min_gain: float = 0.005) -
 @dataclass(frozen=True)
 class SeedChoice:
     """``seed``: the seed whose model is tested; ``index``: its position in the inputs; ``value``:
-    its validation result; ``best_seed``, ``best_value``: the luckiest seed, for contrast."""
+    its result on the split that chooses (selection); ``best_seed``, ``best_value``: the luckiest seed."""
     seed: int
     index: int
     value: float
@@ -111,12 +111,12 @@ class SeedChoice:
 
     @property
     def reason(self) -> str:
-        return (f"seed {self.seed} is tested: its validation result {self.value:.3f} is the median over the seeds "
+        return (f"seed {self.seed} is tested: its selection result {self.value:.3f} is the median over the seeds "
                 f"(a typical run; the best seed, {self.best_seed}, has {self.best_value:.3f}).")
 
 
 def tested_seed(seeds, values) -> SeedChoice:
-    """The seed of the median validation result: the model that goes to the test set once.
+    """The seed of the median result on the selection split: the model that goes to the test set.
 
     Seeds are ordered by (value, seed) and the middle one is taken (the lower middle for an even
     count), so equal values are broken by the smaller seed. Testing the median run, not the best
@@ -135,7 +135,8 @@ def tested_seed(seeds, values) -> SeedChoice:
 
 @dataclass(frozen=True)
 class DepthChoice:
-    """``chosen``: the shallowest depth tied with the best; ``best``: the depth of the highest mean;
+    """``chosen``: ``default`` when tied with the best, else the shallowest depth tied with the best;
+    ``best``: the depth of the highest mean;
     ``tied``: depths (ascending, ``best`` included) whose difference from ``best`` does not exceed
     the seed noise; ``beaten``: the others (ascending); ``means``, ``stds``: per depth."""
     chosen: int
@@ -144,14 +145,16 @@ class DepthChoice:
     beaten: tuple[int, ...]
     means: dict
     stds: dict
+    default: int | None = None
 
     @property
     def reason(self) -> str:
         tied = ", ".join(map(str, self.tied))
         beaten = ", ".join(map(str, self.beaten)) or "none"
-        return (f"depth {self.chosen}: the shallowest of the depths the seeds cannot tell from the best mean "
-                f"(depth {self.best}, {self.means[self.best]:.3f} ± {self.stds[self.best]:.3f}); "
-                f"tied: {tied}; beaten: {beaten}.")
+        rule = ("the default depth, tied with" if self.chosen == self.default else
+                "the shallowest of the depths the seeds cannot tell from")
+        return (f"depth {self.chosen}: {rule} the best mean (depth {self.best}, {self.means[self.best]:.3f} ± "
+                f"{self.stds[self.best]:.3f}); tied: {tied}; beaten: {beaten}.")
 
 
 def split_noise(num_images: int, accuracy: float = 0.5) -> float:
@@ -165,12 +168,12 @@ def split_noise(num_images: int, accuracy: float = 0.5) -> float:
     return (2.0 * accuracy * (1.0 - accuracy) / num_images) ** 0.5
 
 
-def choose_depth(values_by_depth: dict, *, z: float = 2.0, margin: float = 0.0) -> DepthChoice:
-    """The depth to report, by the rule fixed before the run: the shallowest depth tied with the best.
-
-    ``values_by_depth``: depth (weight layers) -> per-seed accuracies. ``best`` has the highest mean (equal
-    means: the shallower); a depth is tied with it unless ``exceeds_noise`` says otherwise and its mean is
-    more than ``margin`` below (a difference the split cannot resolve, e.g. :func:`split_noise`)."""
+def choose_depth(values_by_depth: dict, *, z: float = 2.0, margin: float = 0.0,
+                 default: int | None = None) -> DepthChoice:
+    """The depth to report: ``default`` (the depth the configuration was chosen at) unless another depth
+    beats it, else the shallowest depth tied with the best. ``values_by_depth``: depth (weight layers) ->
+    per-seed accuracies. ``best`` has the highest mean (equal means: the shallower); a depth is tied with it
+    unless ``exceeds_noise`` says otherwise and its mean is more than ``margin`` below (e.g. :func:`split_noise`)."""
     margin = check_nonneg_float("margin", margin)
     if not values_by_depth:
         raise ValueError("The 'values_by_depth' parameter must map at least one depth to its results. Got none.")
@@ -182,7 +185,8 @@ def choose_depth(values_by_depth: dict, *, z: float = 2.0, margin: float = 0.0) 
     tied = tuple(d for d in depths
                  if not exceeds_noise(values[best], values[d], z=z) or means[best] - means[d] <= margin)
     beaten = tuple(d for d in depths if d not in tied)
-    return DepthChoice(chosen=tied[0], best=best, tied=tied, beaten=beaten, means=means, stds=stds)
+    chosen = default if default in tied else tied[0]
+    return DepthChoice(chosen=chosen, best=best, tied=tied, beaten=beaten, means=means, stds=stds, default=default)
 
 
 def compare(reference, candidate, *, z: float = 2.0) -> str:

@@ -31,7 +31,6 @@ def random_hflip(X_batch: np.ndarray, idx: np.ndarray, rng: np.random.Generator)
     return out
 
 
-
 def flip_averaged_scores(model, X: np.ndarray, transform=None) -> np.ndarray:
     """Mean scores (N, C) of each image X (N, 3072) and of its mirror image (test-time flips), each
     passed through ``transform`` (the run's input transform) first when given."""

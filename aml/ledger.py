@@ -125,4 +125,4 @@ def describe_looks(label: str, looked: dict) -> str:
     """One sentence from :func:`looks`: how many configurations of ``label`` were tested before this one."""
     n, times = looked["configurations_before"], looked["this_config"]
     return (f"Before this configuration, {n} other configuration{'s' * (n != 1)} of {label} had been evaluated on "
-            f"the test set; this one was evaluated {times} time{'s' * (times != 1)}.")
+            f"the test set; this one was evaluated {'once' if times == 1 else f'{times} times'}.")

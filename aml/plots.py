@@ -50,7 +50,6 @@ def _finish_epochs(fig, name: str, title: str):
     return fig
 
 
-
 def relu_heaviside(name="relu_heaviside"):
     """ReLU(z) and its derivative, the Heaviside step Θ(z) (taken as 0 at z = 0)."""
     z = np.linspace(-3, 3, 601)
@@ -88,12 +87,11 @@ def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, lo
     return fig
 
 
-def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 50):
+def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 50, held_out: str = "validation"):
     """One run's history (:mod:`aml.training`): the loss per iteration (and its moving average) and the
-    validation loss per epoch, and train / validation accuracy per epoch, both against epochs (a
-    partial last epoch is drawn where it ended). Train is blue, validation orange; each legend entry
-    is drawn as its line is. The loss axis is logarithmic when the largest loss exceeds three times the
-    median (a large start, such as an L2 term at initialisation, would flatten the rest)."""
+    held-out loss per epoch, and train / held-out accuracy per epoch, against epochs (a partial last epoch
+    drawn where it ended). Train blue, held-out orange, labelled ``held_out`` (the split the run monitored).
+    The loss axis is logarithmic when the largest loss exceeds three times the median (a large start)."""
     fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.5))
     loss = np.asarray(history["loss_history"], dtype=float)
     per_epoch = history["iterations_per_epoch"]
@@ -105,15 +103,15 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     epochs = np.asarray(history["epoch_history"], dtype=float)
     val_loss = np.asarray(history.get("val_loss_history", []), dtype=float)
     if val_loss.size and np.isfinite(val_loss).any():
-        axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2, label="validation")
+        axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2, label=held_out)
     if loss.size and np.nanmax(loss) > 3 * np.nanmedian(loss):   # a large start (an L2 term) would flatten the rest
         axes[0].set_yscale("log")
     axes[0].set(title="Loss" + (" (log scale)" if axes[0].get_yscale() == "log" else ""), xlabel="epoch")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=9)
     axes[1].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
-    axes[1].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label="validation")
+    axes[1].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out)
     axes[1].set(title="Accuracy", xlabel="epoch")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=9)
     return _finish_epochs(fig, name, title)
 
 
@@ -146,28 +144,26 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     return fig
 
 
-
-
-
-
-
-
-def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50):
-    """The two terms of the NumPy net's training loss drawn apart, on linear axes: the cross-entropy J
-    of each minibatch (and its moving average) and the L2 term lambda * sum ||W||^2, per iteration,
-    from ``loss_history`` and ``reg_loss_history`` (J = loss - L2 term)."""
+def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50, held_out: str = "selection"):
+    """The NumPy net's loss terms apart, per iteration: the cross-entropy J of each minibatch (and its moving
+    average), the L2 term lambda * sum ||W||^2 (J = loss - L2 term); then train and ``held_out`` accuracy."""
     reg = np.asarray(history["reg_loss_history"], dtype=float)
     data = np.asarray(history["loss_history"], dtype=float) - reg
     x = np.arange(1, len(data) + 1) / history["iterations_per_epoch"]
-    fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.5))
+    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.4))
     axes[0].plot(x, data, lw=0.8, alpha=0.35, color="C0", label="each minibatch")
     if len(data) > smooth > 1:
         axes[0].plot(x[smooth - 1:], np.convolve(data, np.ones(smooth) / smooth, "valid"), lw=2, color="C0",
                      label=f"mean of {smooth}")
-    axes[0].set(title="Cross-entropy J (training minibatches)", xlabel="epoch", ylabel="J")
-    axes[0].legend(fontsize=8)
+    axes[0].set(title="Cross-entropy J (minibatches)", xlabel="epoch")
+    axes[0].legend(fontsize=9)
     axes[1].plot(x, reg, lw=2, color="C2")
-    axes[1].set(title=r"L2 term $\lambda\,(\|W_1\|^2 + \|W_2\|^2)$", xlabel="epoch", ylabel="L2 term")
+    axes[1].set(title=r"L2 term $\lambda\,(\|W_1\|^2 + \|W_2\|^2)$", xlabel="epoch")
+    epochs = np.asarray(history["epoch_history"], dtype=float)
+    axes[2].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
+    axes[2].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out)
+    axes[2].set(title="Accuracy", xlabel="epoch")
+    axes[2].legend(fontsize=9)
     return _finish_epochs(fig, name, title)
 
 
@@ -185,11 +181,10 @@ def depth_effect(frame, name: str, *, title: str = ""):
                             lw=1.6, color=f"C{i}", label=f"{setting}, {measure}")
     ax.set(xlabel="depth (Linear layers)", ylabel="accuracy", title=title)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     save(fig, name)
     return fig
-
 
 
 def _cell(value, fmt: str | None) -> str:
@@ -251,7 +246,7 @@ class Table:
 
 
 def source_code(obj) -> str:
-    """The source of a function or class without its docstrings: the code a notebook shows."""
+    """The source of a function or class without its docstrings and bare ``check_*`` calls (argument checks)."""
     import ast
     import inspect
     import textwrap
@@ -260,7 +255,9 @@ def source_code(obj) -> str:
     lines = source.splitlines()
     for node in ast.walk(ast.parse(source)):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
-            lines[body[0].lineno - 1:body[0].end_lineno] = [None] * (body[0].end_lineno - body[0].lineno + 1)
+        for i, stmt in enumerate(body if isinstance(body, list) else []):
+            value = stmt.value if isinstance(stmt, ast.Expr) else None
+            if (i == 0 and isinstance(value, ast.Constant) and isinstance(value.value, str)) or (
+                    isinstance(value, ast.Call) and getattr(value.func, "id", "").lstrip("_").startswith("check_")):
+                lines[stmt.lineno - 1:stmt.end_lineno] = [None] * (stmt.end_lineno - stmt.lineno + 1)
     return "\n".join(line for line in lines if line is not None)

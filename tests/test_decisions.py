@@ -13,7 +13,7 @@ from aml.decisions import tested_seed as pick_seed  # a name pytest does not col
 
 
 def test_choose_predictor_takes_flips_on_a_clear_gain():
-    # gain 0.02; s = 0.01 each over 3 seeds: se = 0.0082, 2 se = 0.016 < 0.02
+    # gain 0.02 on every seed: the per-seed gains have no spread, so any gain exceeds their noise
     choice = choose_predictor([0.50, 0.51, 0.49], [0.52, 0.53, 0.51])
     assert choice.use_flips and choice.exceeds_noise
     assert choice.gain == pytest.approx(0.02)
@@ -28,20 +28,29 @@ def test_choose_predictor_takes_flips_on_a_clear_gain():
 
 @pytest.mark.parametrize("gain", [0.0, 0.001, 0.002, 0.003])
 def test_choose_predictor_keeps_plain_for_a_gain_below_min_gain_even_beyond_the_noise(gain):
-    # s = 0.001 over 3 seeds: 2 se = 0.0016, so gains of 0.002 and 0.003 exceed the noise; they are
-    # still too small to matter (a fresh clone flipped the decision on such a difference)
+    # the same gain on every seed exceeds the noise of the per-seed gains (none); gains up to 0.003
+    # are still too small to matter (a fresh clone flipped the decision on such a difference)
     plain = [0.500, 0.501, 0.499]
     choice = choose_predictor(plain, [p + gain for p in plain])
     assert not choice.use_flips and choice.name == "plain predictions"
-    assert choice.exceeds_noise == (gain >= 0.002)
+    assert choice.exceeds_noise == (gain > 0)
     assert choice.reason.endswith("; the gain is below min_gain.")
 
 
 def test_choose_predictor_keeps_plain_for_a_gain_inside_the_noise():
-    # gain 0.02 >= min_gain, but s = 0.05 and 0.06 over 2 seeds: 2 se = 0.078
+    # gain 0.02 >= min_gain, but the per-seed gains are -0.0225 and 0.0625: 2 se = 2 * 0.0601 / sqrt(2) = 0.085
     choice = choose_predictor([0.45, 0.55], [0.4275, 0.6125])
     assert choice.gain == pytest.approx(0.02) and not choice.exceeds_noise and not choice.use_flips
     assert choice.reason.endswith("; the gain does not exceed the seed noise.")
+
+
+def test_choose_predictor_pairs_the_seeds():
+    # the seeds differ by 5 points (Welch's unpaired rule would call a 0.01 gain a tie), but flips gain
+    # 0.01 on each of them: paired, the gain is beyond the noise
+    plain = [0.50, 0.55, 0.60]
+    choice = choose_predictor(plain, [p + 0.01 for p in plain])
+    assert choice.exceeds_noise and choice.use_flips
+    assert not compare(plain, [p + 0.01 for p in plain]) == "better"     # the unpaired rule: a tie
 
 
 def test_choose_predictor_keeps_plain_when_flips_are_worse():
@@ -62,8 +71,8 @@ def test_choose_predictor_min_gain_is_inclusive_and_configurable():
     assert choose_predictor(plain, flips, min_gain=0.0078125).use_flips
     assert not choose_predictor(plain, flips, min_gain=0.0078126).use_flips
     assert choose_predictor(plain, flips).use_flips                     # default 0.005
-    # z is passed on to the noise rule: gain 0.02 is 1.55 se here (se = sqrt(0.0001/3 + 0.0004/3) = 0.0129)
-    plain, flips = [0.49, 0.50, 0.51], [0.50, 0.52, 0.54]
+    # z is passed on to the noise rule: per-seed gains 0, 0.02, 0.04 (se = 0.02 / sqrt(3) = 0.0115): 1.73 se
+    plain, flips = [0.49, 0.50, 0.51], [0.49, 0.52, 0.55]
     assert choose_predictor(plain, flips, min_gain=0.0, z=1.5).use_flips
     assert not choose_predictor(plain, flips, min_gain=0.0).use_flips
 
@@ -86,7 +95,7 @@ def test_tested_seed_is_the_median_not_the_best():
     assert (t.seed, t.index, t.value) == (4, 4, 0.51)
     assert (t.best_seed, t.best_value) == (1, 0.56)
     assert t.seed != seeds[max(range(5), key=values.__getitem__)]       # the rule "max" fails here
-    assert t.reason == ("seed 4 is tested: its validation result 0.510 is the median over the seeds "
+    assert t.reason == ("seed 4 is tested: its selection result 0.510 is the median over the seeds "
                         "(a typical run; the best seed, 1, has 0.560).")
 
 
@@ -134,6 +143,17 @@ def test_choose_depth_takes_the_shallower_of_two_tied_depths():
     choice = choose_depth({4: [0.40, 0.41, 0.39], 3: [0.54, 0.56, 0.52], 2: [0.53, 0.55, 0.51]})
     assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (2, 3, (2, 3), (4,))
     assert choice.reason.endswith("tied: 2, 3; beaten: 4.")
+
+
+def test_choose_depth_keeps_the_default_depth_when_it_ties():
+    # depths 2 and 3 tie with the best (3); the default 3 is kept, not the shallower 2
+    values = {4: [0.40, 0.41, 0.39], 3: [0.54, 0.56, 0.52], 2: [0.53, 0.55, 0.51]}
+    choice = choose_depth(values, default=3)
+    assert (choice.chosen, choice.best, choice.tied, choice.default) == (3, 3, (2, 3), 3)
+    assert choice.reason.startswith("depth 3: the default depth, tied with the best mean (depth 3, 0.540")
+    # a beaten default is replaced by the shallowest depth tied with the best
+    assert choose_depth(values, default=4).chosen == 2
+    assert choose_depth({2: [0.50, 0.51, 0.49], 3: [0.60, 0.61, 0.59]}, default=2).chosen == 3
 
 
 def test_choose_depth_judges_ties_against_the_best_only():

@@ -220,7 +220,7 @@ def test_looks_counts_a_question_and_one_configuration_s_evaluations(out):
 def test_describe_looks_counts_the_configurations_before_this_one():
     looked = {"configurations_before": 0, "this_config": 1}
     assert ledger.describe_looks("Q4", looked) == ("Before this configuration, 0 other configurations of Q4 had been "
-                                                   "evaluated on the test set; this one was evaluated 1 time.")
+                                                   "evaluated on the test set; this one was evaluated once.")
     assert ledger.describe_looks("Q3b", {"configurations_before": 1, "this_config": 3}).startswith(
         "Before this configuration, 1 other configuration of Q3b had been evaluated on the test set; this one was "
         "evaluated 3 times.")

@@ -43,6 +43,8 @@ def test_training_curves_legend_entries_match_their_lines():
     train, val = (line for line in fig.axes[1].get_lines())
     assert train.get_linestyle() == "--" and val.get_linestyle() == "-"
     assert not matplotlib.colors.same_color(train.get_color(), val.get_color())
+    fig = plots.training_curves(_history(), "curves", smooth=5, held_out="selection")   # the monitored split's name
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["train", "selection"]
 
 
 
@@ -60,12 +62,15 @@ def test_depth_effect_draws_train_dashed_and_validation_solid_per_setting():
 
 
 def test_loss_terms_draws_cross_entropy_and_l2_apart_on_linear_axes():
-    h = {"loss_history": np.full(20, 2.5), "reg_loss_history": np.full(20, 0.5), "iterations_per_epoch": 10}
+    h = {"loss_history": np.full(20, 2.5), "reg_loss_history": np.full(20, 0.5), "iterations_per_epoch": 10,
+         "epoch_history": [1, 2], "train_acc_history": [0.5, 0.6], "val_acc_history": [0.3, 0.4]}
     fig = plots.loss_terms(h, "t", smooth=5)
-    left, right = fig.axes
+    left, right, acc = fig.axes
     assert left.get_yscale() == right.get_yscale() == "linear"
     assert np.allclose(left.lines[0].get_ydata(), 2.0) and np.allclose(right.lines[0].get_ydata(), 0.5)
-    assert left.get_ylabel() and right.get_ylabel()
+    assert "J" in left.get_title() and "L2" in right.get_title()
+    assert [t.get_text() for t in acc.get_legend().get_texts()] == ["train", "selection"]
+    assert np.allclose(acc.lines[1].get_ydata(), [0.3, 0.4])
 
 
 def test_source_code_drops_docstrings_and_keeps_the_code():
@@ -76,3 +81,11 @@ def test_source_code_drops_docstrings_and_keeps_the_code():
         return y
 
     assert plots.source_code(f) == "def f(x):\n    y = x + 1   # kept\n    return y"
+
+    def g(x):
+        _check_x(x)              # noqa: F821 - never called
+        check_x(x, "x")          # noqa: F821
+        y = check_x(x)           # noqa: F821 - a value, kept
+        return y
+
+    assert plots.source_code(g) == "def g(x):\n    y = check_x(x)           # noqa: F821 - a value, kept\n    return y"

@@ -31,10 +31,11 @@ class MultiLayerPerceptron(nn.Module):
         Weights N(0, 1e-3^2) (the handout's) or N(0, 2 / fan_in) (He et al. 2015); biases zero.
     """
 
-    def __init__(self, input_size, hidden_layers, num_classes, *, batch_norm=False, dropout=0.0, init="handout"):
+    def __init__(self, input_size, hidden_layers, num_classes, *, batch_norm=False, dropout=0.0,
+                 init="handout"):
         super().__init__()
         widths = [input_size, *check_mlp_args(hidden_layers, dropout, init, input_size, num_classes)]
-        layers = [nn.Flatten()]                                   # (N, 3, 32, 32) -> (N, D)
+        layers = [nn.Flatten()]                                 # (N, 3, 32, 32) -> (N, D)
         for fan_in, fan_out in zip(widths[:-1], widths[1:]):
             layers.append(nn.Linear(fan_in, fan_out, bias=not batch_norm))
             if batch_norm:

@@ -48,9 +48,9 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, *, flip: bool = F
     return x
 
 
-def train_one_epoch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, optimizer, scheduler, *, batch_size: int,
-                    generator: torch.Generator, flip: bool = False, crop_padding: int = 0,
-                    label_smoothing: float = 0.0) -> torch.Tensor:
+def train_one_epoch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, optimizer, scheduler, *,
+                    batch_size: int, generator: torch.Generator, flip: bool = False,
+                    crop_padding: int = 0, label_smoothing: float = 0.0) -> torch.Tensor:
     """One pass over a fresh permutation of (X, y) in minibatches of ``batch_size`` (a last partial one
     dropped; fewer images than a batch make one batch); ``generator`` is on X's device. Returns the
     minibatch losses (num_steps,), still on the device."""
@@ -60,9 +60,9 @@ def train_one_epoch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, optimize
     losses = torch.empty(max(len(X) // batch_size, 1), device=X.device)
     for i in range(len(losses)):
         idx = perm[i * batch_size:(i + 1) * batch_size]
-        xb, yb = X.index_select(0, idx), y.index_select(0, idx)     # faster than X[idx] on 4-D tensors
+        xb, yb = X.index_select(0, idx), y.index_select(0, idx)   # faster than X[idx] in 4-D
         xb = augment_batch(xb, generator, flip=flip, crop_padding=crop_padding)
-        with torch.autocast("cuda", torch.bfloat16, enabled=X.is_cuda):       # bfloat16 on a GPU: no loss scaling
+        with torch.autocast("cuda", torch.bfloat16, enabled=X.is_cuda):   # GPU: bfloat16
             loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
