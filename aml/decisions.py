@@ -75,9 +75,9 @@ class PredictorChoice:
     @property
     def reason(self) -> str:
         p, f = self.plain, self.flips
-        why = ("the gain is at least min_gain and exceeds the seed noise" if self.use_flips else
+        why = ("the gain is at least min_gain and beyond the noise of the per-seed gains" if self.use_flips else
                "the gain is below min_gain" if self.gain < self.min_gain else
-               "the gain does not exceed the seed noise")
+               "the gain is inside the noise of the per-seed gains")
         return (f"{self.name}: flips {f['mean']:.3f} ± {f['std']:.3f} vs plain {p['mean']:.3f} ± {p['std']:.3f} "
                 f"over {p['n']} seed(s), gain {self.gain:+.3f} (min_gain {self.min_gain:.3f}); {why}.")
 
@@ -135,10 +135,8 @@ def tested_seed(seeds, values) -> SeedChoice:
 
 @dataclass(frozen=True)
 class DepthChoice:
-    """``chosen``: ``default`` when tied with the best, else the shallowest depth tied with the best;
-    ``best``: the depth of the highest mean;
-    ``tied``: depths (ascending, ``best`` included) whose difference from ``best`` does not exceed
-    the seed noise; ``beaten``: the others (ascending); ``means``, ``stds``: per depth."""
+    """``chosen``: ``default`` when tied with the best, else the shallowest depth tied with ``best`` (the highest
+    mean); ``tied``: depths (ascending, ``best`` included) within the noise of ``best``; ``beaten``: the others."""
     chosen: int
     best: int
     tied: tuple[int, ...]
@@ -153,8 +151,10 @@ class DepthChoice:
         beaten = ", ".join(map(str, self.beaten)) or "none"
         rule = ("the default depth, tied with" if self.chosen == self.default else
                 "the shallowest of the depths the seeds cannot tell from")
-        return (f"depth {self.chosen}: {rule} the best mean (depth {self.best}, {self.means[self.best]:.3f} ± "
-                f"{self.stds[self.best]:.3f}); tied: {tied}; beaten: {beaten}.")
+        best = f"{self.means[self.best]:.3f} ± {self.stds[self.best]:.3f}"
+        if self.chosen == self.best:
+            return f"depth {self.chosen} has the best mean ({best}); tied with it: {tied}; beaten: {beaten}."
+        return f"depth {self.chosen}: {rule} the best mean (depth {self.best}, {best}); tied: {tied}; beaten: {beaten}."
 
 
 def split_noise(num_images: int, accuracy: float = 0.5) -> float:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .runs import atomic_path, imgs_dir
 
-DISPLAY_DPI, SAVE_DPI = 110, 130    # the look is applied per figure as it is saved: no global matplotlib setting
+DISPLAY_DPI, SAVE_DPI = 110, 200    # the look is applied per figure as it is saved: no global matplotlib setting
 
 
 def _apply_style(fig) -> None:
@@ -36,7 +36,7 @@ def save(fig, name: str, folder: Path | None = None) -> Path:
 
 
 def _integer_epochs(ax) -> None:
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=6))
 
 
 def _finish_epochs(fig, name: str, title: str):
@@ -107,7 +107,7 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     if loss.size and np.nanmax(loss) > 3 * np.nanmedian(loss):   # a large start (an L2 term) would flatten the rest
         axes[0].set_yscale("log")
     axes[0].set(title="Loss" + (" (log scale)" if axes[0].get_yscale() == "log" else ""), xlabel="epoch")
-    axes[0].legend(fontsize=9)
+    axes[0].legend(fontsize=9, loc="upper right")
     axes[1].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
     axes[1].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out)
     axes[1].set(title="Accuracy", xlabel="epoch")
@@ -155,10 +155,10 @@ def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50, h
     if len(data) > smooth > 1:
         axes[0].plot(x[smooth - 1:], np.convolve(data, np.ones(smooth) / smooth, "valid"), lw=2, color="C0",
                      label=f"mean of {smooth}")
-    axes[0].set(title="Cross-entropy J (minibatches)", xlabel="epoch")
+    axes[0].set(title="Cross-entropy J", xlabel="epoch")
     axes[0].legend(fontsize=9)
     axes[1].plot(x, reg, lw=2, color="C2")
-    axes[1].set(title=r"L2 term $\lambda\,(\|W_1\|^2 + \|W_2\|^2)$", xlabel="epoch")
+    axes[1].set(title="L2 term", xlabel="epoch")
     epochs = np.asarray(history["epoch_history"], dtype=float)
     axes[2].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
     axes[2].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out)

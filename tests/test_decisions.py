@@ -21,7 +21,8 @@ def test_choose_predictor_takes_flips_on_a_clear_gain():
     assert choice.plain["n"] == 3 and choice.plain["std"] == pytest.approx(0.01)
     assert choice.name == "test-time flips"
     assert choice.reason == ("test-time flips: flips 0.520 ± 0.010 vs plain 0.500 ± 0.010 over 3 seed(s), "
-                             "gain +0.020 (min_gain 0.005); the gain is at least min_gain and exceeds the seed noise.")
+                             "gain +0.020 (min_gain 0.005); the gain is at least min_gain and beyond the noise of the "
+                             "per-seed gains.")
     with pytest.raises(dataclasses.FrozenInstanceError):
         choice.use_flips = False
 
@@ -41,7 +42,7 @@ def test_choose_predictor_keeps_plain_for_a_gain_inside_the_noise():
     # gain 0.02 >= min_gain, but the per-seed gains are -0.0225 and 0.0625: 2 se = 2 * 0.0601 / sqrt(2) = 0.085
     choice = choose_predictor([0.45, 0.55], [0.4275, 0.6125])
     assert choice.gain == pytest.approx(0.02) and not choice.exceeds_noise and not choice.use_flips
-    assert choice.reason.endswith("; the gain does not exceed the seed noise.")
+    assert choice.reason.endswith("; the gain is inside the noise of the per-seed gains.")
 
 
 def test_choose_predictor_pairs_the_seeds():
@@ -133,8 +134,7 @@ def test_choose_depth_with_a_clear_winner():
     assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (3, 3, (3,), (2, 4))
     assert choice.means == pytest.approx({2: 0.50, 3: 0.55, 4: 0.50})
     assert choice.stds == pytest.approx({2: 0.01, 3: 0.01, 4: 0.0})
-    assert choice.reason == ("depth 3: the shallowest of the depths the seeds cannot tell from the best mean "
-                             "(depth 3, 0.550 ± 0.010); tied: 3; beaten: 2, 4.")
+    assert choice.reason == "depth 3 has the best mean (0.550 ± 0.010); tied with it: 3; beaten: 2, 4."
 
 
 def test_choose_depth_takes_the_shallower_of_two_tied_depths():
@@ -142,7 +142,8 @@ def test_choose_depth_takes_the_shallower_of_two_tied_depths():
     # A rule that ignores ties (chosen = best) answers 3.
     choice = choose_depth({4: [0.40, 0.41, 0.39], 3: [0.54, 0.56, 0.52], 2: [0.53, 0.55, 0.51]})
     assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (2, 3, (2, 3), (4,))
-    assert choice.reason.endswith("tied: 2, 3; beaten: 4.")
+    assert choice.reason == ("depth 2: the shallowest of the depths the seeds cannot tell from the best mean "
+                             "(depth 3, 0.540 ± 0.020); tied: 2, 3; beaten: 4.")
 
 
 def test_choose_depth_keeps_the_default_depth_when_it_ties():
@@ -150,7 +151,9 @@ def test_choose_depth_keeps_the_default_depth_when_it_ties():
     values = {4: [0.40, 0.41, 0.39], 3: [0.54, 0.56, 0.52], 2: [0.53, 0.55, 0.51]}
     choice = choose_depth(values, default=3)
     assert (choice.chosen, choice.best, choice.tied, choice.default) == (3, 3, (2, 3), 3)
-    assert choice.reason.startswith("depth 3: the default depth, tied with the best mean (depth 3, 0.540")
+    assert choice.reason.startswith("depth 3 has the best mean (0.540")
+    assert choose_depth({2: [0.53, 0.55, 0.51], 3: [0.52, 0.54, 0.50]}, default=3).reason.startswith(
+        "depth 3: the default depth, tied with the best mean (depth 2, 0.530")
     # a beaten default is replaced by the shallowest depth tied with the best
     assert choose_depth(values, default=4).chosen == 2
     assert choose_depth({2: [0.50, 0.51, 0.49], 3: [0.60, 0.61, 0.59]}, default=2).chosen == 3

@@ -137,10 +137,9 @@ def combine(paths: list[Path], todo: dict[str, bool], *, smoke: bool):
     nbs = [nbformat.read(p, as_version=4) for p in paths]
     reused = [f"{p.name[:2]} ({nb.metadata.get('aml_run', {}).get('date', 'date not recorded')})"
               for p, nb in zip(paths, nbs) if not todo[p.name]]
-    front = [f"Built {time.strftime('%Y-%m-%d %H:%M')} on {machine()} by executing the notebooks of this "
-             "repository; code cells are hidden.",
-             f"Executed in this build: {', '.join(p.name[:2] for p in paths if todo[p.name]) or 'none'}. Reused, "
-             f"with the outputs of an earlier run whose inputs are unchanged: {', '.join(reused) or 'none'}."]
+    front = [f"*Code cells are hidden; built {time.strftime('%Y-%m-%d')} on {machine()}. Executed in this build: "
+             f"{', '.join(p.name[:2] for p in paths if todo[p.name]) or 'none'}. Reused (inputs unchanged since their "
+             f"run): {', '.join(reused) or 'none'}.*"]
     if smoke:
         front.append("**Small-budget (smoke) build for CI: the numbers are not the results.**")
     report = nbformat.v4.new_notebook(metadata={"title": TITLE, "authors": [{"name": "AML Assignment 2 team"}],
