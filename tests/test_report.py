@@ -95,8 +95,8 @@ def record(root):
             for p in sorted((root / d).rglob("*")) if p.is_file()}
 
 
-def front(make):
-    return make.reports[-1].cells[0].source
+def front(make):        # the build line, the report's last cell
+    return make.reports[-1].cells[-1].source
 
 
 def test_a_full_build_executes_in_a_run_folder_then_promotes_everything(make):
@@ -198,7 +198,7 @@ def test_a_smoke_build_runs_everything_small_and_never_promotes(make, tmp_path):
     assert code == 0 and make.kernels == ["01", "02", "03"] and make.env[-1]["AML_SMOKE"] == "1"
     assert Path(make.env[-1]["AML_OUTPUT_DIR"]).name.split("-")[1] == "smoke"
     assert (tmp_path / "ci" / "report.pdf").is_file() and record(make.root) == before
-    assert "Small-budget (smoke) build" in front(make)
+    assert "Small-budget (smoke) build" in make.reports[-1].cells[0].source      # the first line of a smoke build
 
 
 @pytest.mark.parametrize("args, env, message", [
@@ -235,8 +235,8 @@ def test_the_report_leaves_out_parameters_progress_and_silent_code(tmp_path):
                            nbformat.v4.new_output("stream", name="stdout", text="val acc 0.6")]
     nbformat.write(nb, path)
     combined = report.combine([path], {"01_x.ipynb": True}, smoke=False)
-    assert [c.source for c in combined.cells[1:]] == ["# Q2a", "train()"]
-    assert [o.text for o in combined.cells[2].outputs] == ["val acc 0.6"]
+    assert [c.source for c in combined.cells[:-1]] == ["# Q2a", "train()"]
+    assert [o.text for o in combined.cells[1].outputs] == ["val acc 0.6"]
 
 
 def test_the_answer_opens_its_section_in_the_report(tmp_path):
@@ -244,11 +244,11 @@ def test_the_answer_opens_its_section_in_the_report(tmp_path):
     nb = nbformat.read(path, as_version=4)
     nb.cells[4].metadata["tags"] = ["answer"]
     nbformat.write(nb, path)
-    order = [c.source for c in report.combine([path], {"01_x.ipynb": True}, smoke=False).cells[1:]]
+    order = [c.source for c in report.combine([path], {"01_x.ipynb": True}, smoke=False).cells[:-1]]
     assert order == ["# Q3", "**answer**", "## part a", "## part b", "evidence"]      # after the first cell
     nb.cells[2].metadata["tags"] = ["answer-here"]
     nbformat.write(nb, path)
-    order = [c.source for c in report.combine([path], {"01_x.ipynb": True}, smoke=False).cells[1:]]
+    order = [c.source for c in report.combine([path], {"01_x.ipynb": True}, smoke=False).cells[:-1]]
     assert order == ["# Q3", "## part a", "## part b", "**answer**", "evidence"]      # after its anchor
 
 

@@ -133,24 +133,25 @@ def shown(cell):
 
 
 def combine(paths: list[Path], todo: dict[str, bool], *, smoke: bool):
-    """A front page, then every cell :func:`shown` keeps; ``answer`` cells follow the ``answer-here`` (or first) one."""
+    """Every cell :func:`shown` keeps (``answer`` cells after the ``answer-here`` or first one), then the build line."""
     nbs = [nbformat.read(p, as_version=4) for p in paths]
-    reused = [f"{p.name[:2]} ({nb.metadata.get('aml_run', {}).get('date', 'date not recorded')})"
+    reused = [f"{p.name[:2]} ({nb.metadata.get('aml_run', {}).get('date', 'date not recorded')[11:]})"
               for p, nb in zip(paths, nbs) if not todo[p.name]]
-    front = [f"*Code cells are hidden; built {time.strftime('%Y-%m-%d')} on {machine()}. Executed in this build: "
-             f"{', '.join(p.name[:2] for p in paths if todo[p.name]) or 'none'}. Reused (inputs unchanged since their "
-             f"run): {', '.join(reused) or 'none'}.*"]
+    front = [f"*Built {time.strftime('%Y-%m-%d')}, {machine()}. Executed in this build: "
+             f"{', '.join(p.name[:2] for p in paths if todo[p.name]) or 'none'}. Reused (inputs unchanged): "
+             f"{', '.join(reused) or 'none'}.*"]
     if smoke:
         front.append("**Small-budget (smoke) build for CI: the numbers are not the results.**")
     report = nbformat.v4.new_notebook(metadata={"title": TITLE, "authors": [{"name": "AML Assignment 2 team"}],
                                                 "language_info": {"name": "python"}})
-    report.cells = [nbformat.v4.new_markdown_cell("\n\n".join(front))]
+    report.cells = [nbformat.v4.new_markdown_cell(front[1])] if smoke else []
     for nb in nbs:
         cells = [c for c in map(shown, nb.cells) if c is not None]
         answers = [c for c in cells if "answer" in c.metadata.get("tags", [])]
         rest = [c for c in cells if c not in answers]
         at = next((i for i, c in enumerate(rest) if "answer-here" in c.metadata.get("tags", [])), 0) + 1
         report.cells += rest[:at] + answers + rest[at:]
+    report.cells.append(nbformat.v4.new_markdown_cell(front[0]))       # how the build made it: the last line
     return report
 
 
