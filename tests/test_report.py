@@ -113,14 +113,14 @@ def test_a_full_build_executes_in_a_run_folder_then_promotes_everything(make):
     run_record = nbformat.read(root / "notebooks" / "01_a.ipynb", as_version=4).metadata["aml_run"]
     assert run_record["smoke"] is False and run_record["machine"] == "Test CPU, 2 cores, GPU: none"
     assert "1 new ledger row" in out and "executed: 01_a.ipynb, 02_b.ipynb, 03_summary.ipynb" in out
-    assert "Executed in this build: 01, 02, 03. Reused" in front(make) and "Test CPU" in front(make)
+    assert "; executed: 01, 02, 03; reused: none." in front(make) and "Test CPU" in front(make)
 
 
 def test_an_unchanged_build_reuses_every_notebook_and_prose_edits_only_re_export(make):
     make()
     before = record(make.root)
     assert make()[0] == 0 and make.kernels == []
-    assert "Executed in this build: none" in front(make) and "01 (" in front(make)
+    assert "; executed: none; reused: 01, 02, 03." in front(make)
     edit(make.root / "notebooks" / "02_b.ipynb", 0, "# Q3a, reworded")
     assert make()[0] == 0 and make.kernels == []
     assert "# Q3a, reworded" in [c.source for c in make.reports[-1].cells]

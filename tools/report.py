@@ -135,11 +135,10 @@ def shown(cell):
 def combine(paths: list[Path], todo: dict[str, bool], *, smoke: bool):
     """Every cell :func:`shown` keeps (``answer`` cells after the ``answer-here`` or first one), then the build line."""
     nbs = [nbformat.read(p, as_version=4) for p in paths]
-    reused = [f"{p.name[:2]} ({nb.metadata.get('aml_run', {}).get('date', 'date not recorded')[11:]})"
-              for p, nb in zip(paths, nbs) if not todo[p.name]]
-    front = [f"*Built {time.strftime('%Y-%m-%d')}, {machine()}. Executed in this build: "
-             f"{', '.join(p.name[:2] for p in paths if todo[p.name]) or 'none'}. Reused (inputs unchanged): "
-             f"{', '.join(reused) or 'none'}.*"]
+    reused = [p.name[:2] for p in paths if not todo[p.name]]
+    executed = ", ".join(p.name[:2] for p in paths if todo[p.name]) or "none"
+    front = [f"*Built {time.strftime('%Y-%m-%d')} on {machine()}; executed: {executed}; "
+             f"reused: {', '.join(reused) or 'none'}.*"]
     if smoke:
         front.append("**Small-budget (smoke) build for CI: the numbers are not the results.**")
     report = nbformat.v4.new_notebook(metadata={"title": TITLE, "authors": [{"name": "AML Assignment 2 team"}],
