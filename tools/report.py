@@ -133,16 +133,16 @@ def shown(cell):
 
 
 def combine(paths: list[Path], todo: dict[str, bool], *, smoke: bool):
-    """Every cell :func:`shown` keeps (``answer`` cells after the ``answer-here`` or first one), then the build line."""
+    """Every cell :func:`shown` keeps (``answer`` cells after the ``answer-here`` or first one); the build as date."""
     nbs = [nbformat.read(p, as_version=4) for p in paths]
     reused = [p.name[:2] for p in paths if not todo[p.name]]
     executed = ", ".join(p.name[:2] for p in paths if todo[p.name]) or "none"
-    front = [f"*Built {time.strftime('%Y-%m-%d')} on {machine()}; executed: {executed}; "
-             f"reused: {', '.join(reused) or 'none'}.*"]
+    front = [f"Built {time.strftime('%Y-%m-%d')} on {machine()}; executed: {executed}; "
+             f"reused: {', '.join(reused) or 'none'}."]
     if smoke:
         front.append("**Small-budget (smoke) build for CI: the numbers are not the results.**")
     report = nbformat.v4.new_notebook(metadata={"title": TITLE, "authors": [{"name": "AML Assignment 2 team"}],
-                                                "language_info": {"name": "python"}})
+                                                "date": front[0], "language_info": {"name": "python"}})
     report.cells = [nbformat.v4.new_markdown_cell(front[1])] if smoke else []
     for nb in nbs:
         cells = [c for c in map(shown, nb.cells) if c is not None]
@@ -150,7 +150,6 @@ def combine(paths: list[Path], todo: dict[str, bool], *, smoke: bool):
         rest = [c for c in cells if c not in answers]
         at = next((i for i, c in enumerate(rest) if "answer-here" in c.metadata.get("tags", [])), 0) + 1
         report.cells += rest[:at] + answers + rest[at:]
-    report.cells.append(nbformat.v4.new_markdown_cell(front[0]))       # how the build made it: the last line
     return report
 
 
