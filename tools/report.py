@@ -135,15 +135,13 @@ def shown(cell):
 def combine(paths: list[Path], todo: dict[str, bool], *, smoke: bool):
     """Every cell :func:`shown` keeps (``answer`` cells after the ``answer-here`` or first one); the build as date."""
     nbs = [nbformat.read(p, as_version=4) for p in paths]
-    reused = [p.name[:2] for p in paths if not todo[p.name]]
-    executed = ", ".join(p.name[:2] for p in paths if todo[p.name]) or "none"
-    front = [f"Built {time.strftime('%Y-%m-%d')} on {machine()}; executed: {executed}; "
-             f"reused: {', '.join(reused) or 'none'}."]
-    if smoke:
-        front.append("**Small-budget (smoke) build for CI: the numbers are not the results.**")
+    executed, reused = ([p.name[:2] for p in paths if todo[p.name] == run] for run in (True, False))
+    built = (f"Built {time.strftime('%Y-%m-%d')} on {machine()}; executed: {', '.join(executed) or 'none'}; "
+             f"reused: {', '.join(reused) or 'none'}.")
     report = nbformat.v4.new_notebook(metadata={"title": TITLE, "authors": [{"name": "AML Assignment 2 team"}],
-                                                "date": front[0], "language_info": {"name": "python"}})
-    report.cells = [nbformat.v4.new_markdown_cell(front[1])] if smoke else []
+                                                "date": built, "language_info": {"name": "python"}})
+    warning = "**Small-budget (smoke) build for CI: the numbers are not the results.**"
+    report.cells = [nbformat.v4.new_markdown_cell(warning)] if smoke else []
     for nb in nbs:
         cells = [c for c in map(shown, nb.cells) if c is not None]
         answers = [c for c in cells if "answer" in c.metadata.get("tags", [])]
