@@ -45,15 +45,14 @@ def exceeds_noise(a, b, *, z: float = 2.0) -> bool:
     return bool(abs(a.mean() - b.mean()) > z * se)
 
 
-def unit_similarity(W1) -> float:
-    """How alike a layer's units are: the mean absolute correlation between the weight vectors of
-    every pair of distinct units, W1 (D, H) holding one unit per column (0: unrelated, 1: all alike)."""
+def neighbour_correlation(W1) -> float:
+    """How smooth a layer's units are as images: the correlation between horizontally neighbouring weights
+    over all units, W1 (3072, H) holding one 32x32x3 image per column (0 for random weights, 1 for constant rows)."""
     W1 = np.asarray(W1, dtype=float)
-    if W1.ndim != 2 or W1.shape[1] < 2:
-        raise ValueError(f"The 'W1' parameter must have shape (D, H) with H >= 2 units. Got {W1.shape} instead.")
-    corr = np.corrcoef(W1.T)                                # (H, H)
-    H = corr.shape[0]
-    return float((np.abs(corr).sum() - np.trace(np.abs(corr))) / (H * (H - 1)))
+    if W1.ndim != 2 or W1.shape[0] != 3072 or W1.shape[1] < 1:
+        raise ValueError(f"The 'W1' parameter must have shape (3072, H). Got {W1.shape} instead.")
+    units = W1.T.reshape(-1, 32, 32, 3)                     # (H, rows, columns, colours)
+    return float(np.corrcoef(units[:, :, :-1].ravel(), units[:, :, 1:].ravel())[0, 1])
 
 
 @dataclass(frozen=True)
@@ -147,14 +146,14 @@ class DepthChoice:
 
     @property
     def reason(self) -> str:
-        tied = ", ".join(map(str, self.tied))
+        others = ", ".join(str(d) for d in self.tied if d != self.best) or "none"
         beaten = ", ".join(map(str, self.beaten)) or "none"
         rule = ("the default depth, tied with" if self.chosen == self.default else
                 "the shallowest of the depths the seeds cannot tell from")
         best = f"{self.means[self.best]:.3f} ± {self.stds[self.best]:.3f}"
-        if self.chosen == self.best:
-            return f"depth {self.chosen} has the best mean ({best}); tied with it: {tied}; beaten: {beaten}."
-        return f"depth {self.chosen}: {rule} the best mean (depth {self.best}, {best}); tied: {tied}; beaten: {beaten}."
+        head = (f"depth {self.best} has the best mean ({best})" if self.chosen == self.best else
+                f"depth {self.chosen}: {rule} the best mean (depth {self.best}, {best})")
+        return f"{head}; tied with it: {others}; beaten by it: {beaten}."
 
 
 def split_noise(num_images: int, accuracy: float = 0.5) -> float:
@@ -178,9 +177,10 @@ def choose_depth(values_by_depth: dict, *, z: float = 2.0, margin: float = 0.0,
     if not values_by_depth:
         raise ValueError("The 'values_by_depth' parameter must map at least one depth to its results. Got none.")
     depths = sorted(check_positive_int("depth", d) for d in values_by_depth)
+    if default is not None and default not in depths:
+        raise ValueError(f"The 'default' parameter must be one of {depths} or None. Got {default!r} instead.")
     values = {d: list(values_by_depth[d]) for d in depths}
-    stats = {d: mean_std(values[d]) for d in depths}
-    means, stds = {d: m for d, (m, _) in stats.items()}, {d: s for d, (_, s) in stats.items()}
+    means, stds = ({d: mean_std(values[d])[k] for d in depths} for k in (0, 1))
     best = max(depths, key=lambda d: (means[d], -d))
     tied = tuple(d for d in depths
                  if not exceeds_noise(values[best], values[d], z=z) or means[best] - means[d] <= margin)

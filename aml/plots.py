@@ -94,8 +94,7 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     The loss axis is logarithmic when the largest loss exceeds three times the median (a large start)."""
     fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.5))
     loss = np.asarray(history["loss_history"], dtype=float)
-    per_epoch = history["iterations_per_epoch"]
-    x = np.arange(1, len(loss) + 1) / per_epoch
+    x = np.arange(1, len(loss) + 1) / history["iterations_per_epoch"]
     axes[0].plot(x, loss, lw=0.8, alpha=0.35, color="C0", label="train, each minibatch")
     if len(loss) > smooth > 1:
         axes[0].plot(x[smooth - 1:], np.convolve(loss, np.ones(smooth) / smooth, "valid"), lw=2, color="C0",
@@ -107,19 +106,23 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     if loss.size and np.nanmax(loss) > 3 * np.nanmedian(loss):   # a large start (an L2 term) would flatten the rest
         axes[0].set_yscale("log")
     axes[0].set(title="Loss" + (" (log scale)" if axes[0].get_yscale() == "log" else ""), xlabel="epoch")
-    axes[0].legend(fontsize=9, loc="upper right")
-    axes[1].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
-    axes[1].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out)
-    axes[1].set(title="Accuracy", xlabel="epoch")
-    axes[1].legend(fontsize=9)
+    axes[0].legend(fontsize=9, loc="lower left")          # a falling loss leaves the lower left empty
+    _accuracy_panel(axes[1], history, held_out)
     return _finish_epochs(fig, name, title)
+
+
+def _accuracy_panel(ax, history: dict, held_out: str) -> None:
+    epochs = np.asarray(history["epoch_history"], dtype=float)
+    ax.plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
+    ax.plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out)
+    ax.set(title="Accuracy", xlabel="epoch")
+    ax.legend(fontsize=9, loc="lower right")                # a rising accuracy leaves the lower right empty
 
 
 def image_grid(images: np.ndarray, *, ncols: int, padding: int = 1) -> np.ndarray:
     """Tile images (N, h, w, 3) with values in [0, 1] into one (rows*h, ncols*w, 3) picture."""
     N, h, w, c = images.shape
-    nrows = math.ceil(N / ncols)
-    grid = np.ones((nrows * (h + padding) + padding, ncols * (w + padding) + padding, c))
+    grid = np.ones((math.ceil(N / ncols) * (h + padding) + padding, ncols * (w + padding) + padding, c))
     for i, img in enumerate(images):
         r, k = divmod(i, ncols)
         grid[padding + r * (h + padding): padding + r * (h + padding) + h,
@@ -131,8 +134,7 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     """Each column of W1 (3072, H) drawn as a 32x32 colour image, scaled to [0, 1] on its own."""
     H = W1.shape[1]
     units = W1[:, :max_units].T.reshape(-1, 32, 32, 3)
-    lo = units.min(axis=(1, 2, 3), keepdims=True)
-    hi = units.max(axis=(1, 2, 3), keepdims=True)
+    lo, hi = units.min(axis=(1, 2, 3), keepdims=True), units.max(axis=(1, 2, 3), keepdims=True)
     units = (units - lo) / np.maximum(hi - lo, 1e-12)
     ncols = min(10, len(units))
     fig, ax = plt.subplots(figsize=(ncols * 0.5, math.ceil(len(units) / ncols) * 0.5 + 0.4))
@@ -159,11 +161,7 @@ def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50, h
     axes[0].legend(fontsize=9)
     axes[1].plot(x, reg, lw=2, color="C2")
     axes[1].set(title="L2 term", xlabel="epoch")
-    epochs = np.asarray(history["epoch_history"], dtype=float)
-    axes[2].plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
-    axes[2].plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out)
-    axes[2].set(title="Accuracy", xlabel="epoch")
-    axes[2].legend(fontsize=9)
+    _accuracy_panel(axes[2], history, held_out)
     return _finish_epochs(fig, name, title)
 
 

@@ -92,6 +92,7 @@ class RunResult:
     sel_acc: float | None
     train_acc: float
     seconds: float
+    initial_W1: np.ndarray | None = None    # W1 before training: what training changed is W1 minus (a part of) it
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Images as the split holds them (N, D) -> the network's inputs (N, D)."""
@@ -146,6 +147,7 @@ def run_config(config: NetConfig, data, *, verbose: bool = False, on_epoch=None)
     std = config.std if config.std is not None else math.sqrt(2.0 / D)
     model = TwoLayerNet(D, config.hidden_size, len(data.class_names), std=std, dtype=np.dtype(config.dtype),
                         seed=config.seed, dropout=config.dropout)
+    result.initial_W1 = model.params["W1"].copy()
     stats = train(model, X_train, data.y_train, X_mon, y_mon, config, augment=random_hflip if config.flip else None,
                   seed=config.seed + 1, on_epoch=on_epoch, verbose=verbose)
     result.model, result.stats = model, stats

@@ -134,7 +134,7 @@ def test_choose_depth_with_a_clear_winner():
     assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (3, 3, (3,), (2, 4))
     assert choice.means == pytest.approx({2: 0.50, 3: 0.55, 4: 0.50})
     assert choice.stds == pytest.approx({2: 0.01, 3: 0.01, 4: 0.0})
-    assert choice.reason == "depth 3 has the best mean (0.550 ± 0.010); tied with it: 3; beaten: 2, 4."
+    assert choice.reason == "depth 3 has the best mean (0.550 ± 0.010); tied with it: none; beaten by it: 2, 4."
 
 
 def test_choose_depth_takes_the_shallower_of_two_tied_depths():
@@ -143,7 +143,7 @@ def test_choose_depth_takes_the_shallower_of_two_tied_depths():
     choice = choose_depth({4: [0.40, 0.41, 0.39], 3: [0.54, 0.56, 0.52], 2: [0.53, 0.55, 0.51]})
     assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (2, 3, (2, 3), (4,))
     assert choice.reason == ("depth 2: the shallowest of the depths the seeds cannot tell from the best mean "
-                             "(depth 3, 0.540 ± 0.020); tied: 2, 3; beaten: 4.")
+                             "(depth 3, 0.540 ± 0.020); tied with it: 2; beaten by it: 4.")
 
 
 def test_choose_depth_keeps_the_default_depth_when_it_ties():
@@ -169,7 +169,7 @@ def test_choose_depth_judges_ties_against_the_best_only():
 def test_choose_depth_when_all_depths_tie():
     choice = choose_depth({5: [0.50, 0.56], 2: [0.52, 0.50], 3: [0.55, 0.49]})
     assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (2, 5, (2, 3, 5), ())
-    assert choice.reason.endswith("tied: 2, 3, 5; beaten: none.")
+    assert choice.reason.endswith("tied with it: 2, 3; beaten by it: none.")
 
 
 def test_choose_depth_with_single_seed_depths_ties_everything():
@@ -192,6 +192,8 @@ def test_choose_depth_refuses_bad_input():
         choose_depth({0: [0.5]})
     with pytest.raises(ValueError, match="'values'"):
         choose_depth({2: []})
+    with pytest.raises(ValueError, match=r"'default'.*\[2, 3\].*Got 4 instead"):
+        choose_depth({2: [0.5, 0.6], 3: [0.5, 0.6]}, default=4)
 
 # --- compare ------------------------------------------------------------------------------------------------
 

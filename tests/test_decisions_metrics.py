@@ -63,14 +63,13 @@ def test_exceeds_noise_without_a_noise_estimate():
         exceeds_noise([0.5, 0.6], [])
 
 
-def test_unit_similarity_is_the_mean_absolute_correlation_of_distinct_units():
-    from aml.decisions import unit_similarity
-    a = np.array([1.0, 2.0, 3.0, 4.0])
-    W = np.stack([a, -a, a[::-1]], axis=1)                  # corr: (a,-a) -1, (a,rev) -1, (-a,rev) +1
-    assert unit_similarity(W) == pytest.approx(1.0)
+def test_neighbour_correlation_is_the_correlation_of_horizontally_neighbouring_weights():
+    from aml.decisions import neighbour_correlation
     rng = np.random.default_rng(0)
-    assert unit_similarity(rng.standard_normal((5000, 4))) < 0.05
-    W2 = np.stack([a, np.array([1.0, -1.0, 1.0, -1.0])], axis=1)   # corr(a, alt) = -0.4472
-    assert unit_similarity(W2) == pytest.approx(abs(np.corrcoef(a, W2[:, 1])[0, 1]))
-    with pytest.raises(ValueError, match="'W1'"):
-        unit_similarity(np.ones(4))
+    assert abs(neighbour_correlation(rng.standard_normal((3072, 20)))) < 0.02        # random weights: about 0
+    rows = np.repeat(rng.standard_normal((20, 32, 1, 3)), 32, axis=2)             # each row constant: 1
+    assert neighbour_correlation(rows.reshape(20, 3072).T) == pytest.approx(1.0)
+    columns = np.repeat(rng.standard_normal((20, 1, 32, 3)), 32, axis=1)          # each column constant: the
+    assert abs(neighbour_correlation(columns.reshape(20, 3072).T)) < 0.05         # vertical neighbours, not these
+    with pytest.raises(ValueError, match=r"'W1'.*\(3072, H\).*\(3, 1024\)"):
+        neighbour_correlation(np.ones((3, 1024)))
