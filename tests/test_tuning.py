@@ -164,3 +164,14 @@ def test_training_subset_cuts_only_the_training_split():
     assert training_subset(data, 10_000).X_train.shape[0] == 300
     with pytest.raises(ValueError, match="num_train"):
         training_subset(data, 0)
+
+
+def test_run_result_keeps_w1_as_it_was_before_training():
+    # the Q3b figure of what training added reads initial_W1: it must be the seeded start, not the trained W1
+    from aml import TwoLayerNet
+    data = _tiny_split()
+    cfg = NetConfig.from_dict(dict(hidden_size=5, num_iters=20, learning_rate=1e-2, std=1e-2, seed=3))
+    result = run_config(cfg, data)
+    start = TwoLayerNet(3072, 5, 10, std=1e-2, dtype=np.float32, seed=3).params["W1"]
+    np.testing.assert_array_equal(result.initial_W1, start)
+    assert not np.array_equal(result.model.params["W1"], start)
