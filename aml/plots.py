@@ -106,7 +106,7 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     if loss.size and np.nanmax(loss) > 3 * np.nanmedian(loss):   # a large start (an L2 term) would flatten the rest
         axes[0].set_yscale("log")
     axes[0].set(title="Loss" + (" (log scale)" if axes[0].get_yscale() == "log" else ""), xlabel="epoch")
-    axes[0].legend(fontsize=9, loc="lower left")          # a falling loss leaves the lower left empty
+    axes[0].legend(fontsize=9, loc="best")                  # where the curves leave the most room
     _accuracy_panel(axes[1], history, held_out)
     return _finish_epochs(fig, name, title)
 
