@@ -113,14 +113,14 @@ def test_a_full_build_executes_in_a_run_folder_then_promotes_everything(make):
     run_record = nbformat.read(root / "notebooks" / "01_a.ipynb", as_version=4).metadata["aml_run"]
     assert run_record["smoke"] is False and run_record["machine"] == "Test CPU, 2 cores, GPU: none"
     assert "1 new ledger row" in out and "executed: 01_a.ipynb, 02_b.ipynb, 03_summary.ipynb" in out
-    assert "; executed: 01, 02, 03; reused: none." in front(make) and "Test CPU" in front(make)
+    assert "; computed on Test CPU, 2 cores, GPU: none." in front(make) and "executed" not in front(make)
 
 
 def test_an_unchanged_build_reuses_every_notebook_and_prose_edits_only_re_export(make):
     make()
     before = record(make.root)
     assert make()[0] == 0 and make.kernels == []
-    assert "; executed: none; reused: 01, 02, 03." in front(make)
+    assert "; computed on Test CPU, 2 cores, GPU: none." in front(make) and "reused" not in front(make)
     edit(make.root / "notebooks" / "02_b.ipynb", 0, "# Q3a, reworded")
     assert make()[0] == 0 and make.kernels == []
     assert "# Q3a, reworded" in [c.source for c in make.reports[-1].cells]
@@ -234,7 +234,7 @@ def test_the_report_leaves_out_parameters_progress_and_silent_code(tmp_path):
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stderr", text="100%|###|"),
                            nbformat.v4.new_output("stream", name="stdout", text="val acc 0.6")]
     nbformat.write(nb, path)
-    combined = report.combine([path], {"01_x.ipynb": True}, smoke=False)
+    combined = report.combine([path], smoke=False)
     assert [c.source for c in combined.cells] == ["# Q2a", "train()"]
     assert [o.text for o in combined.cells[1].outputs] == ["val acc 0.6"]
 
@@ -244,11 +244,11 @@ def test_the_answer_opens_its_section_in_the_report(tmp_path):
     nb = nbformat.read(path, as_version=4)
     nb.cells[4].metadata["tags"] = ["answer"]
     nbformat.write(nb, path)
-    order = [c.source for c in report.combine([path], {"01_x.ipynb": True}, smoke=False).cells]
+    order = [c.source for c in report.combine([path], smoke=False).cells]
     assert order == ["# Q3", "**answer**", "## part a", "## part b", "evidence"]      # after the first cell
     nb.cells[2].metadata["tags"] = ["answer-here"]
     nbformat.write(nb, path)
-    order = [c.source for c in report.combine([path], {"01_x.ipynb": True}, smoke=False).cells]
+    order = [c.source for c in report.combine([path], smoke=False).cells]
     assert order == ["# Q3", "## part a", "## part b", "**answer**", "evidence"]      # after its anchor
 
 
