@@ -40,7 +40,7 @@ test-report: setup
 ## make report: execute (in runs/<stamp>/) the notebooks whose cache key changed, with the full budget,
 ## export and check the PDF, then promote: notebooks/, results/, imgs/, the ledger's new rows, report/.
 ## FORCE=1 re-runs every notebook. A failed build promotes nothing and names its run folder.
-## docs/maintaining/build.md has the rules.
+## MAINTAINING.md has the rules.
 report: setup
 	$(PY) -m tools.report $(if $(filter-out 0,$(FORCE)),--force)
 
