@@ -74,11 +74,12 @@ class PredictorChoice:
     @property
     def reason(self) -> str:
         p, f = self.plain, self.flips
-        why = ("the gain is at least min_gain and beyond the noise of the per-seed gains" if self.use_flips else
-               "the gain is below min_gain" if self.gain < self.min_gain else
-               "the gain is inside the noise of the per-seed gains")
-        return (f"{self.name}: flips {f['mean']:.3f} ± {f['std']:.3f} vs plain {p['mean']:.3f} ± {p['std']:.3f} "
-                f"over {p['n']} seed(s), gain {self.gain:+.3f} (min_gain {self.min_gain:.3f}); {why}.")
+        why = (f"at least {self.min_gain:.3f} and beyond the spread of the per-seed gains" if self.use_flips else
+               f"below the {self.min_gain:.3f} that would matter" if self.gain < self.min_gain else
+               "inside the spread of the per-seed gains")
+        return (f"Chosen: {self.name}. On the selection split, averaging the scores of each image and its mirror "
+                f"image gives {f['mean']:.3f} ± {f['std']:.3f} against {p['mean']:.3f} ± {p['std']:.3f} without "
+                f"({p['n']} seeds), a gain of {self.gain:+.3f}: {why}.")
 
 
 def choose_predictor(plain, flips, *, z: float = 2.0, min_gain: float = 0.005) -> PredictorChoice:

@@ -2,8 +2,11 @@
 it; :class:`Table` shows a DataFrame as Markdown, and in the PDF as a booktabs table. Nothing here computes."""
 from __future__ import annotations
 
+import ast
+import inspect
 import math
 import numbers
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -35,14 +38,10 @@ def save(fig, name: str, folder: Path | None = None) -> Path:
     return path
 
 
-def _integer_epochs(ax) -> None:
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=6))
-
-
 def _finish_epochs(fig, name: str, title: str):
     """Integer epoch ticks on every panel, the title, then :func:`save`."""
     for ax in fig.axes:
-        _integer_epochs(ax)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=6))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -102,19 +101,21 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     epochs = np.asarray(history["epoch_history"], dtype=float)
     val_loss = np.asarray(history.get("val_loss_history", []), dtype=float)
     if val_loss.size and np.isfinite(val_loss).any():
-        axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2, label=held_out)
+        axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2, label=held_out, clip_on=False)
     if loss.size and np.nanmax(loss) > 3 * np.nanmedian(loss):   # a large start (an L2 term) would flatten the rest
         axes[0].set_yscale("log")
     axes[0].set(title="Loss" + (" (log scale)" if axes[0].get_yscale() == "log" else ""), xlabel="epoch")
-    axes[0].legend(fontsize=9, loc="best")                  # where the curves leave the most room
+    lo, hi = axes[0].get_ylim()                             # the upper half left empty: the legend's place
+    axes[0].set_ylim(lo, hi * hi / lo if axes[0].get_yscale() == "log" else 2 * hi - lo)
+    axes[0].legend(fontsize=9, loc="upper right")
     _accuracy_panel(axes[1], history, held_out)
     return _finish_epochs(fig, name, title)
 
 
 def _accuracy_panel(ax, history: dict, held_out: str) -> None:
     epochs = np.asarray(history["epoch_history"], dtype=float)
-    ax.plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train")
-    ax.plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out)
+    ax.plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train", clip_on=False)
+    ax.plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out, clip_on=False)
     ax.set(title="Accuracy", xlabel="epoch")
     ax.legend(fontsize=9, loc="lower right")                # a rising accuracy leaves the lower right empty
 
@@ -201,16 +202,9 @@ def _latex_escape(text: str) -> str:
 
 
 class Table:
-    """A DataFrame (or anything ``pd.DataFrame`` takes, such as a list of dicts) shown with its
-    column names as headers and ``formats`` applied to the named columns.
-
-    Parameters
-    ----------
-    data : DataFrame or list of dict
-        The rows; its index is not shown.
-    formats : dict, optional
-        Column name -> format spec for that column's numbers (booleans and text are left as they are).
-    """
+    """``data`` (a DataFrame, or anything ``pd.DataFrame`` takes, such as a list of dicts; its index not shown)
+    with its column names as headers; ``formats``: column name -> format spec for that column's numbers
+    (booleans and text are left as they are)."""
 
     def __init__(self, data, formats: dict[str, str] | None = None):
         frame = pd.DataFrame(data).reset_index(drop=True)
@@ -243,19 +237,22 @@ class Table:
         return "\n".join(lines)
 
 
-def source_code(obj) -> str:
-    """The source of a function or class without its docstrings and bare ``check_*`` calls (argument checks)."""
-    import ast
-    import inspect
-    import textwrap
-
+def source_code(obj, *, block: str | None = None) -> str:
+    """The source of a function or class without its docstrings and bare ``check_*`` calls (argument checks);
+    with ``block``, only its first statement whose first line starts with ``block`` (e.g. ``"for it in"``)."""
     source = textwrap.dedent(inspect.getsource(obj))
-    lines = source.splitlines()
-    for node in ast.walk(ast.parse(source)):
+    lines, tree = source.splitlines(), ast.parse(source)
+    for node in ast.walk(tree):
         body = getattr(node, "body", None)
         for i, stmt in enumerate(body if isinstance(body, list) else []):
             value = stmt.value if isinstance(stmt, ast.Expr) else None
             if (i == 0 and isinstance(value, ast.Constant) and isinstance(value.value, str)) or (
                     isinstance(value, ast.Call) and getattr(value.func, "id", "").lstrip("_").startswith("check_")):
                 lines[stmt.lineno - 1:stmt.end_lineno] = [None] * (stmt.end_lineno - stmt.lineno + 1)
-    return "\n".join(line for line in lines if line is not None)
+    if block is not None:
+        starts = sorted((n.lineno, n.end_lineno) for n in ast.walk(tree) if isinstance(n, ast.stmt)
+                        and (lines[n.lineno - 1] or "").lstrip().startswith(block))
+        if not starts:
+            raise ValueError(f"The 'block' parameter must start a statement of {obj.__qualname__}. Got {block!r}.")
+        lines = lines[starts[0][0] - 1:starts[0][1]]
+    return textwrap.dedent("\n".join(line for line in lines if line is not None))

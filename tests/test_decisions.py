@@ -20,9 +20,9 @@ def test_choose_predictor_takes_flips_on_a_clear_gain():
     assert choice.plain["mean"] == pytest.approx(0.50) and choice.flips["mean"] == pytest.approx(0.52)
     assert choice.plain["n"] == 3 and choice.plain["std"] == pytest.approx(0.01)
     assert choice.name == "test-time flips"
-    assert choice.reason == ("test-time flips: flips 0.520 ± 0.010 vs plain 0.500 ± 0.010 over 3 seed(s), "
-                             "gain +0.020 (min_gain 0.005); the gain is at least min_gain and beyond the noise of the "
-                             "per-seed gains.")
+    assert choice.reason == ("Chosen: test-time flips. On the selection split, averaging the scores of each image "
+                             "and its mirror image gives 0.520 ± 0.010 against 0.500 ± 0.010 without (3 seeds), a "
+                             "gain of +0.020: at least 0.005 and beyond the spread of the per-seed gains.")
     with pytest.raises(dataclasses.FrozenInstanceError):
         choice.use_flips = False
 
@@ -35,14 +35,14 @@ def test_choose_predictor_keeps_plain_for_a_gain_below_min_gain_even_beyond_the_
     choice = choose_predictor(plain, [p + gain for p in plain])
     assert not choice.use_flips and choice.name == "plain predictions"
     assert choice.exceeds_noise == (gain > 0)
-    assert choice.reason.endswith("; the gain is below min_gain.")
+    assert choice.reason.endswith(": below the 0.005 that would matter.")
 
 
 def test_choose_predictor_keeps_plain_for_a_gain_inside_the_noise():
     # gain 0.02 >= min_gain, but the per-seed gains are -0.0225 and 0.0625: 2 se = 2 * 0.0601 / sqrt(2) = 0.085
     choice = choose_predictor([0.45, 0.55], [0.4275, 0.6125])
     assert choice.gain == pytest.approx(0.02) and not choice.exceeds_noise and not choice.use_flips
-    assert choice.reason.endswith("; the gain is inside the noise of the per-seed gains.")
+    assert choice.reason.endswith(": inside the spread of the per-seed gains.")
 
 
 def test_choose_predictor_pairs_the_seeds():

@@ -47,6 +47,18 @@ def test_training_curves_legend_entries_match_their_lines():
     assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["train", "selection"]
 
 
+@pytest.mark.parametrize("start", [2.0, 50.0])        # linear, and logarithmic (a large start) loss axes
+def test_training_curves_leave_the_upper_half_of_the_loss_panel_to_its_legend(start):
+    h = _history()
+    h["loss_history"][0] = start
+    ax = plots.training_curves(h, "curves", smooth=5).axes[0]
+    lo, hi = ax.get_ylim()
+    middle = np.sqrt(lo * hi) if ax.get_yscale() == "log" else (lo + hi) / 2
+    assert ax.get_yscale() == ("log" if start > 10 else "linear")
+    assert max(max(line.get_ydata()) for line in ax.get_lines()) <= middle
+    assert ax.get_legend()._loc == 1                              # matplotlib's code for "upper right"
+
+
 
 def test_depth_effect_draws_train_dashed_and_validation_solid_per_setting():
     rows = [{"setting": s, "measure": m, "depth": d, "mean": 0.5 + 0.01 * d, "std": 0.01}
@@ -89,3 +101,18 @@ def test_source_code_drops_docstrings_and_keeps_the_code():
         return y
 
     assert plots.source_code(g) == "def g(x):\n    y = check_x(x)           # noqa: F821 - a value, kept\n    return y"
+
+
+def test_source_code_block_is_the_first_statement_that_starts_so_dedented():
+    def h(xs):
+        total = 0
+        for x in xs:
+            check_x(x)           # noqa: F821 - dropped inside the block too
+            for y in xs:
+                total += x * y
+        return total
+
+    assert plots.source_code(h, block="for x in") == "for x in xs:\n    for y in xs:\n        total += x * y"
+    assert plots.source_code(h, block="for y") == "for y in xs:\n    total += x * y"
+    with pytest.raises(ValueError, match="'block'.*'while'"):
+        plots.source_code(h, block="while")
