@@ -54,6 +54,7 @@ lab: setup
 bench: setup
 	$(PY) benchmarks/numpy_step.py
 	$(PY) benchmarks/q4_epoch.py
+	$(PY) benchmarks/q4_bfloat16.py
 
 clean-venv:
 	rm -rf $(VENV)

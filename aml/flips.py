@@ -19,13 +19,9 @@ def hflip_images(X: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(X.reshape(N, *IMAGE_SHAPE)[:, :, ::-1, :]).reshape(X.shape)   # N = 0 too
 
 
-def _flip_mask(n: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.random(n) < 0.5
-
-
 def random_hflip(X_batch: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Solver augmentation: mirror each image of the minibatch (n, 3072) with probability 1/2."""
-    flip = _flip_mask(X_batch.shape[0], rng)
+    flip = rng.random(X_batch.shape[0]) < 0.5
     out = X_batch.copy()
     out[flip] = hflip_images(X_batch[flip])
     return out

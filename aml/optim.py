@@ -1,10 +1,8 @@
 """First-order update rules, one pure function each, as in CS231n's ``optim.py``.
 
-Every rule is ``next_w, next_config = rule(w, dw, config)``: ``w`` a parameter array, ``dw`` its
-gradient (same shape), ``config`` a dict with ``learning_rate`` (and ``momentum``, and the ``velocity``
-of the previous step, absent at the first). Nothing is changed in place: a new array and a new dict
-are returned.
-"""
+Every rule is ``next_w, next_config = rule(w, dw, config)``: ``w`` a parameter array, ``dw`` its gradient (same
+shape), ``config`` a dict with ``learning_rate`` (and ``momentum``, and the ``velocity`` of the previous step, absent
+at the first). Nothing is changed in place: a new array and a new dict are returned."""
 from __future__ import annotations
 
 import numpy as np

@@ -48,17 +48,16 @@ SGD_CONSTRAINTS = {
 
 @dataclass(frozen=True, kw_only=True)
 class SGDConfig:
-    """Every hyper-parameter of :func:`train`: the one home of the solver's defaults (their ranges
-    are :data:`SGD_CONSTRAINTS`).
+    """Every hyper-parameter of :func:`train`: the one home of the solver's defaults (their ranges are
+    :data:`SGD_CONSTRAINTS`).
 
-    The defaults are the handout's CIFAR-10 call, ``net.train(..., num_iters=1000, batch_size=200,
-    learning_rate=1e-4, learning_rate_decay=0.95, reg=0.25)``, plain SGD; its toy call passes its own
-    ``learning_rate=1e-1, reg=5e-6, num_iters=100``. ``reg`` is lambda of ``model.loss``;
-    ``num_epochs``, if set, replaces ``num_iters`` by that many epochs; ``momentum`` 0 is plain SGD,
-    else classical momentum or, with ``nesterov``, Nesterov's; ``lr_schedule`` is ``"step"``
-    (``learning_rate * learning_rate_decay ** epoch``) or ``"cosine"`` (from ``learning_rate`` to 0);
-    ``keep_best`` restores at the end the parameters of the epoch with the best validation accuracy;
-    ``num_train_acc`` is the size of the fixed training subset whose accuracy is recorded per epoch.
+    The defaults are the handout's CIFAR-10 call, ``net.train(..., num_iters=1000, batch_size=200, learning_rate=1e-4,
+    learning_rate_decay=0.95, reg=0.25)``, plain SGD; its toy call passes its own ``learning_rate=1e-1, reg=5e-6,
+    num_iters=100``. ``reg`` is lambda of ``model.loss``; ``num_epochs``, if set, replaces ``num_iters`` by that many
+    epochs; ``momentum`` 0 is plain SGD, else classical momentum or, with ``nesterov``, Nesterov's; ``lr_schedule`` is
+    ``"step"`` (``learning_rate * learning_rate_decay ** epoch``) or ``"cosine"`` (from ``learning_rate`` to 0);
+    ``keep_best`` restores at the end the parameters of the epoch with the best validation accuracy; ``num_train_acc``
+    is the size of the fixed training subset whose accuracy is recorded per epoch.
     """
     learning_rate: float = 1e-4
     learning_rate_decay: float = 0.95

@@ -1,12 +1,12 @@
-"""What both training loops share (the NumPy :func:`aml.train` and the PyTorch :func:`aml.mlp.fit`):
-the :class:`History` of a run, the best epoch (:class:`BestEpoch`) and the divergence guard
-(:func:`check_divergence`, :class:`TrainingDiverged`).
+"""What both training loops share (the NumPy :func:`aml.train` and the PyTorch :func:`aml.mlp.fit`): the
+:class:`History` of a run, the best epoch (:class:`BestEpoch`) and the divergence guard (:func:`check_divergence`,
+:class:`TrainingDiverged`).
 
-"val" in a History is the split the loop *monitors* (per-epoch accuracy and loss, best epoch,
-``keep_best``): :func:`aml.train` monitors its ``X_val, y_val``; :func:`aml.tuning.run_config` and
-:func:`aml.mlp.fit` monitor the selection split (training images held out for decisions) when there is
-one, else the handout's validation images. ``heldout_val_acc`` is the returned model's accuracy on the
-validation images when those were held out of monitoring, else None.
+"val" in a History is the split the loop *monitors* (per-epoch accuracy and loss, best epoch, ``keep_best``):
+:func:`aml.train` monitors its ``X_val, y_val``; :func:`aml.tuning.run_config` and :func:`aml.mlp.fit` monitor the
+selection split (training images held out for decisions) when there is one, else the handout's validation images.
+``heldout_val_acc`` is the returned model's accuracy on the validation images when those were held out of monitoring,
+else None.
 """
 from __future__ import annotations
 
@@ -29,15 +29,14 @@ DIVERGENCE_FACTOR = 100.0
 class History(dict):
     """The record of one run, read as CS231n's solver's (``h["val_acc_history"]``).
 
-    Per iteration (float64, NaN until it runs): ``loss_history``; ``reg_loss_history``, the L2 term
-    inside each loss (the NumPy net's ``reg_loss``; NaN in the PyTorch half, whose weight decay is no
-    term of the loss). Per epoch (float64 arrays): ``epoch_history`` (epochs done at each record, 4.08
-    for a run stopped 8% into its fifth), ``train_acc_history`` (on a fixed training subset),
-    ``val_acc_history``, ``val_loss_history``, ``lr_history`` (the rate of the epoch's last iteration
-    in the NumPy half, of its first in the PyTorch half). Then ``iterations_per_epoch``,
-    ``best_val_acc`` (NaN before the first epoch), ``best_epoch`` (1-based, first of ties, 0 before
-    the first), ``train_seconds``, ``device`` and ``heldout_val_acc``. Setting any other key raises
-    ``KeyError``, so the two halves' histories cannot drift apart.
+    Per iteration (float64, NaN until it runs): ``loss_history``; ``reg_loss_history``, the L2 term inside each loss
+    (the NumPy net's ``reg_loss``; NaN in the PyTorch half, whose weight decay is no term of the loss). Per epoch
+    (float64 arrays): ``epoch_history`` (epochs done at each record, 4.08 for a run stopped 8% into its fifth),
+    ``train_acc_history`` (on a fixed training subset), ``val_acc_history``, ``val_loss_history``, ``lr_history`` (the
+    rate of the epoch's last iteration in the NumPy half, of its first in the PyTorch half). Then
+    ``iterations_per_epoch``, ``best_val_acc`` (NaN before the first epoch), ``best_epoch`` (1-based, first of ties, 0
+    before the first), ``train_seconds``, ``device`` and ``heldout_val_acc``. Setting any other key raises ``KeyError``,
+    so the two halves' histories cannot drift apart.
     """
 
     def __init__(self, num_iters: int, *, iterations_per_epoch: int, device: str = "cpu"):

@@ -1,9 +1,6 @@
-"""Q3b: one run of the NumPy net as a frozen config.
-
-:class:`NetConfig` is an :class:`aml.solver.SGDConfig` (the solver's fields and defaults, the handout's
-CIFAR-10 call) plus the network and input settings; :func:`run_config` turns it into a trained network;
-:func:`training_subset` cuts the training split for the short runs of the one-change table.
-"""
+"""Q3b: one run of the NumPy net as a frozen config. :class:`NetConfig` is an :class:`aml.solver.SGDConfig` (the
+solver's fields and defaults, the handout's CIFAR-10 call) plus the network and input settings; :func:`run_config`
+trains it; :func:`training_subset` cuts the training split for the short runs of the one-change table."""
 from __future__ import annotations
 
 import dataclasses

@@ -83,6 +83,13 @@ def test_layer_statistics_match_the_forward_pass_written_out():
     assert layer_statistics(model, x, y)["decay_std"] == [0.0, 0.0, 0.0]
 
 
+@pytest.mark.parametrize("device,cpuinfo,fast", [
+    ("cuda", "", True), ("cpu", "flags : fpu avx2 avx512f", False), ("cpu", "flags : fpu avx512_bf16", True),
+    ("cpu", "flags\t: amx_bf16 amx_tile", True), ("mps", "avx512_bf16", False), ("cpu", "avx512_bf16x", False)])
+def test_fast_bfloat16_on_cuda_and_on_cpus_with_bfloat16_instructions(device, cpuinfo, fast):
+    assert md.fast_bfloat16(device, cpuinfo) is fast
+
+
 def test_pick_device_falls_back_to_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

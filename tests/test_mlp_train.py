@@ -140,6 +140,35 @@ def test_train_one_epoch_passes_the_augmentation_on_for_every_batch(monkeypatch)
     assert calls == [(4, False, 0)] * 2 + [(4, True, 0)] * 2 + [(4, False, 2)] * 2
 
 
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_train_one_epoch_computes_in_bfloat16_on_the_cpu_only_when_asked(bfloat16):
+    X, y = _data(8)
+    model = _model()
+    seen = []
+    model.linears[0].register_forward_hook(lambda module, inputs, out: seen.append(out.dtype))
+    opt, sched = make_optimizer(model, MLPConfig(), 2)
+    losses = train_one_epoch(model, X, y, opt, sched, batch_size=4, generator=torch.Generator(), bfloat16=bfloat16)
+    assert seen == [torch.bfloat16 if bfloat16 else torch.float32] * 2
+    assert all(p.dtype == torch.float32 for p in model.parameters()) and torch.isfinite(losses).all()
+
+
+def test_fit_passes_its_config_s_bfloat16_on(monkeypatch):
+    calls = []
+    real = mt.train_one_epoch
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["bfloat16"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mt, "train_one_epoch", spy)
+    X, y = _data(16)
+    data = TensorSplits(X, y, X[:4], y[:4], SealedTest(X[:0], y[:0].numpy()))
+    for flag in (False, True):
+        fit(MLPConfig(hidden_layers=(4,), num_epochs=1, batch_size=8, bfloat16=flag), data, num_train_eval=4)
+    assert calls == [False, True]
+    with pytest.raises(TypeError, match="'bfloat16'"):
+        MLPConfig(bfloat16=1)
+
 def test_evaluation_helpers_match_direct_computation(monkeypatch):
     X, y = _data(7)
     model = _model(dropout=0.5)

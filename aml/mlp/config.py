@@ -13,8 +13,7 @@ CHOICES = {"optimizer": ("adam", "adamw", "sgd"), "schedule": ("step", "onecycle
 
 @dataclass(frozen=True)
 class MLPConfig:
-    """One Q4 run; the defaults are the handout's (one hidden layer of 50, 10 epochs of batches of 200,
-    Adam, learning rate 1e-3 x 0.95 an epoch, weight decay 1e-3).
+    """One Q4 run; the defaults: the handout's (hidden [50], 10 epochs, batch 200, Adam lr 1e-3 x 0.95/epoch, wd 1e-3).
 
     Attributes
     ----------
@@ -27,9 +26,10 @@ class MLPConfig:
         x 0.95 after every epoch (the handout's), or ``OneCycleLR`` peaking at ``lr`` after 25% of the steps.
     flip : bool, crop_padding : int >= 0
         Random horizontal flips and random crops of the zero-padded image, per training batch.
-    label_smoothing : float in [0, 1)
-    normalize : {"handout", "zca"}
+    label_smoothing : float in [0, 1); normalize : {"handout", "zca"}
         The inputs it expects: [-1, 1] (``load_tensor_splits``), or whitened by ``zca_splits``.
+    bfloat16 : bool
+        Train in bfloat16 (``torch.autocast``) on the CPU too, as always on a GPU (:func:`fast_bfloat16`: where it pays)
     seed : int in [0, 2**32)
         Seeds the initial weights, the dropout masks, the batches and the augmentation.
     """
@@ -47,6 +47,7 @@ class MLPConfig:
     crop_padding: int = 0
     label_smoothing: float = 0.0
     normalize: str = "handout"
+    bfloat16: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -57,7 +58,7 @@ class MLPConfig:
         c.check_nonneg_float("weight_decay", self.weight_decay)
         for name, choices in CHOICES.items():
             c.check_choice(name, getattr(self, name), choices)
-        for name in ("batch_norm", "flip"):
+        for name in ("batch_norm", "flip", "bfloat16"):
             c.check_bool(name, getattr(self, name))
         c.check_interval("label_smoothing", self.label_smoothing, 0.0, 1.0)
         c.check_nonneg_int("crop_padding", self.crop_padding)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +19,15 @@ def pick_device(prefer: str | None = None) -> torch.device:
     if prefer is None:
         prefer = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     return torch.device(prefer)
+
+
+def fast_bfloat16(device, cpuinfo: str | None = None) -> bool:
+    """Whether ``MLPConfig(bfloat16=True)`` pays on ``device``: on CUDA, and on a CPU whose ``cpuinfo`` (default:
+    Linux's /proc/cpuinfo, else none) lists bfloat16 instructions (``avx512_bf16``, ``amx_bf16``)."""
+    kind = torch.device(device).type
+    if cpuinfo is None and kind == "cpu":
+        cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    return kind == "cuda" or (kind == "cpu" and bool({"avx512_bf16", "amx_bf16"} & set(cpuinfo.split())))
 
 
 @dataclass

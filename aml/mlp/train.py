@@ -50,10 +50,10 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, *, flip: bool = F
 
 def train_one_epoch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, optimizer, scheduler, *,
                     batch_size: int, generator: torch.Generator, flip: bool = False,
-                    crop_padding: int = 0, label_smoothing: float = 0.0) -> torch.Tensor:
+                    crop_padding: int = 0, label_smoothing: float = 0.0, bfloat16: bool = False) -> torch.Tensor:
     """One pass over a fresh permutation of (X, y) in minibatches of ``batch_size`` (a last partial one
-    dropped; fewer images than a batch make one batch); ``generator`` is on X's device. Returns the
-    minibatch losses (num_steps,), still on the device."""
+    dropped; fewer images than a batch make one batch); ``generator`` is on X's device; the forward pass in
+    bfloat16 on a GPU, and on the CPU with ``bfloat16``. Returns the minibatch losses (num_steps,), on the device."""
     _check_epoch(model, X, y, batch_size)
     model.train()
     perm = torch.randperm(len(X), generator=generator, device=X.device)
@@ -62,7 +62,7 @@ def train_one_epoch(model: nn.Module, X: torch.Tensor, y: torch.Tensor, optimize
         idx = perm[i * batch_size:(i + 1) * batch_size]
         xb, yb = X.index_select(0, idx), y.index_select(0, idx)   # faster than X[idx] in 4-D
         xb = augment_batch(xb, generator, flip=flip, crop_padding=crop_padding)
-        with torch.autocast("cuda", torch.bfloat16, enabled=X.is_cuda):   # GPU: bfloat16
+        with torch.autocast(X.device.type, torch.bfloat16, enabled=X.is_cuda or bfloat16):
             loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -112,10 +112,10 @@ def fit(config: MLPConfig, data: TensorSplits, *, verbose: bool = False, num_tra
         on_epoch=None) -> tuple[MultiLayerPerceptron, History]:
     """Train the model of ``config`` on ``data``; return (the model after the last epoch, its History).
 
-    Each epoch is :func:`train_one_epoch`, then an evaluation in ``eval()`` mode of the monitored split
-    (``X_sel`` if non-empty, else ``X_val``: what "val" means in :mod:`aml.training`) and of a seeded
-    subset of ``num_train_eval`` training images; then ``on_epoch(epoch, history)``, which may raise to
-    stop. ``TrainingDiverged`` if the losses blow up: the model is reset to the last good epoch's.
+    Each epoch is :func:`train_one_epoch`, then an evaluation in ``eval()`` mode of the monitored split (``X_sel`` if
+    non-empty, else ``X_val``: what "val" means in :mod:`aml.training`) and of a seeded subset of ``num_train_eval``
+    training images; then ``on_epoch(epoch, history)``, which may raise to stop. ``TrainingDiverged`` if the losses blow
+    up: the model is reset to the last good epoch's.
     """
     X_mon, y_mon = _check_fit(config, data, num_train_eval)
     torch.manual_seed(config.seed)                              # dropout draws from torch's global generator
@@ -132,7 +132,8 @@ def fit(config: MLPConfig, data: TensorSplits, *, verbose: bool = False, num_tra
         lr, first = optimizer.param_groups[0]["lr"], epoch * steps
         losses = train_one_epoch(model, data.X_train, data.y_train, optimizer, scheduler, batch_size=config.batch_size,
                                  generator=gen, flip=config.flip, crop_padding=config.crop_padding,
-                                 label_smoothing=config.label_smoothing).float().cpu().numpy()   # one host sync
+                                 label_smoothing=config.label_smoothing,
+                                 bfloat16=config.bfloat16).float().cpu().numpy()   # one host sync
         history["loss_history"][first:first + steps] = losses
         finite = bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
         why = check_divergence(losses, history["loss_history"][0], first, params_finite=finite)
