@@ -269,3 +269,26 @@ def test_make_test_notebooks_hands_nbval_an_absolute_data_dir():
     done = subprocess.run(["make", "-n", "-C", str(repo), "test-notebooks", "AML_DATA_DIR=data"], capture_output=True,
                           text=True, timeout=60)
     assert f'AML_DATA_DIR="{repo}/data"' in done.stdout
+
+
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+def test_figures_and_tables_get_the_captions_of_their_cell_in_output_order(tmp_path):
+    from nbconvert import LatexExporter
+
+    table = "\\begin{center}\\small\n\\begin{tabular}{l}\n\\toprule\na \\\\\n\\bottomrule\n\\end{tabular}\n\\end{center}"
+    path = notebook(tmp_path / "01_x.ipynb", "md:# Q", "fig()", "more()")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "F"}),
+                           nbformat.v4.new_output("execute_result", data={"text/latex": table, "text/plain": "T"},
+                                                  execution_count=1),
+                           nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "F"})]
+    nb.cells[1].metadata["captions"] = ["the *first* figure", "the table", "the second figure"]
+    nb.cells[2].outputs = [nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "F"})]
+    latex, _ = LatexExporter(template_file=str(report.TEMPLATE), exclude_input=True).from_notebook_node(nb)
+    first, tab, second = (latex.index(s) for s in ("\\caption{the \\emph{first} figure}",
+                                                     "\\captionof{table}{the table}\\begin{adjustbox}",
+                                                     "\\caption{the second figure}"))
+    assert first < tab < second
+    assert latex.count("\\caption{") == 2 and latex.count("\\begin{figure}") == 3   # the last cell has none
