@@ -277,7 +277,8 @@ PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGA
 def test_figures_and_tables_get_the_captions_of_their_cell_in_output_order(tmp_path):
     from nbconvert import LatexExporter
 
-    table = "\\begin{center}\\small\n\\begin{tabular}{l}\n\\toprule\na \\\\\n\\bottomrule\n\\end{tabular}\n\\end{center}"
+    table = ("\\begin{center}\\small\n\\begin{tabular}{l}\n\\toprule\na \\\\\n\\bottomrule\n"
+             "\\end{tabular}\n\\end{center}")
     path = notebook(tmp_path / "01_x.ipynb", "md:# Q", "fig()", "more()")
     nb = nbformat.read(path, as_version=4)
     nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "F"}),
