@@ -157,24 +157,11 @@ class DepthChoice:
         return f"{head}; tied with it: {others}; beaten by it: {beaten}."
 
 
-def split_noise(num_images: int, accuracy: float = 0.5) -> float:
-    """The standard error of the difference of two accuracies measured on ``num_images`` different
-    images each, sqrt(2 p (1 - p) / n): how far apart two equally good models can land on a split of
-    that size by the draw of its images alone (about 0.016 for 2,000 images at p = 0.5). The spread
-    over seeds does not contain it, since every seed is scored on the same images."""
-    num_images = check_positive_int("num_images", num_images)
-    if not 0.0 <= accuracy <= 1.0:
-        raise ValueError(f"The 'accuracy' parameter must be in [0, 1]. Got {accuracy!r} instead.")
-    return (2.0 * accuracy * (1.0 - accuracy) / num_images) ** 0.5
-
-
-def choose_depth(values_by_depth: dict, *, z: float = 2.0, margin: float = 0.0,
-                 default: int | None = None) -> DepthChoice:
+def choose_depth(values_by_depth: dict, *, z: float = 2.0, default: int | None = None) -> DepthChoice:
     """The depth to report: ``default`` (the depth the configuration was chosen at) unless another depth
     beats it, else the shallowest depth tied with the best. ``values_by_depth``: depth (weight layers) ->
     per-seed accuracies. ``best`` has the highest mean (equal means: the shallower); a depth is tied with it
-    unless ``exceeds_noise`` says otherwise and its mean is more than ``margin`` below (e.g. :func:`split_noise`)."""
-    margin = check_nonneg_float("margin", margin)
+    unless :func:`exceeds_noise` says otherwise (the rule of :func:`compare`)."""
     if not values_by_depth:
         raise ValueError("The 'values_by_depth' parameter must map at least one depth to its results. Got none.")
     depths = sorted(check_positive_int("depth", d) for d in values_by_depth)
@@ -183,8 +170,7 @@ def choose_depth(values_by_depth: dict, *, z: float = 2.0, margin: float = 0.0,
     values = {d: list(values_by_depth[d]) for d in depths}
     means, stds = ({d: mean_std(values[d])[k] for d in depths} for k in (0, 1))
     best = max(depths, key=lambda d: (means[d], -d))
-    tied = tuple(d for d in depths
-                 if not exceeds_noise(values[best], values[d], z=z) or means[best] - means[d] <= margin)
+    tied = tuple(d for d in depths if not exceeds_noise(values[best], values[d], z=z))
     beaten = tuple(d for d in depths if d not in tied)
     chosen = default if default in tied else tied[0]
     return DepthChoice(chosen=chosen, best=best, tied=tied, beaten=beaten, means=means, stds=stds, default=default)

@@ -122,7 +122,10 @@ def looks(question: str, config_hash: str, path=None, *, include_smoke: bool = F
 
 
 def describe_looks(label: str, looked: dict) -> str:
-    """One sentence from :func:`looks`: how many configurations of ``label`` were tested before this one."""
-    n, times = looked["configurations_before"], looked["this_config"]
+    """One sentence from :func:`looks`: how many configurations of ``label`` were tested before this one, and
+    whether this one's repeated evaluations (each full run retrains and re-tests it) agreed."""
+    n, times, accs = looked["configurations_before"], looked["this_config"], looked.get("accuracies", [])
+    same = (f", each full run retraining and re-testing it: every time {accs[0]:.3f}" if times > 1 and len(accs) == 1
+            else f", scoring {min(accs):.3f} to {max(accs):.3f}" if times > 1 and accs else "")
     return (f"Before this configuration, {n} other configuration{'s' * (n != 1)} of {label} had been evaluated on "
-            f"the test set; this one was evaluated {'once' if times == 1 else f'{times} times'}.")
+            f"the test set; this one was evaluated {'once' if times == 1 else f'{times} times'}{same}.")

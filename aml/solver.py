@@ -167,13 +167,12 @@ def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, seed, a
     # the update rules return new arrays, so a shallow copy of params is a snapshot
     best = BestEpoch((lambda: dict(model.params)) if config.keep_best else None)
     last_good, start = dict(model.params), time.perf_counter()
-    batches = minibatches(N, config.batch_size, config.sampling, rng)
-    for it in (bar := tqdm(range(total), desc="SGD", leave=False, disable=not verbose)):
-        idx, lr = next(batches), config.learning_rate_at(it, N)
-        X_batch = X[idx] if augment is None else augment(X[idx], idx, rng)
-        loss, grads = model.loss(X_batch, y[idx], reg=config.reg, rng=rng)
+
+    def record(it: int, loss: float, lr: float) -> None:
+        """Bookkeeping after iteration ``it``: its loss; at an epoch's end the accuracies, the best epoch and a
+        snapshot of the parameters; a diverged run is reset and stopped."""
+        nonlocal last_good
         history["loss_history"][it], history["reg_loss_history"][it] = loss, getattr(model, "reg_loss", np.nan)
-        sgd_step(model, grads, configs, rule, lr)
         epoch_end = (it + 1) % per_epoch == 0 or it == total - 1
         finite = not epoch_end or all(np.isfinite(w).all() for w in model.params.values())
         why = check_divergence(loss, history["loss_history"][0], it, params_finite=finite)
@@ -191,6 +190,14 @@ def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, seed, a
             bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val_acc:.3f}")
             if on_epoch is not None:
                 on_epoch(history.num_epochs, history)
+
+    batches = minibatches(N, config.batch_size, config.sampling, rng)
+    for it in (bar := tqdm(range(total), desc="SGD", leave=False, disable=not verbose)):
+        idx, lr = next(batches), config.learning_rate_at(it, N)
+        X_batch = X[idx] if augment is None else augment(X[idx], idx, rng)
+        loss, grads = model.loss(X_batch, y[idx], reg=config.reg, rng=rng)
+        sgd_step(model, grads, configs, rule, lr)
+        record(it, loss, lr)
     if best.params is not None:
         model.params.update(best.params)
     return history.finish(best, seconds=time.perf_counter() - start)

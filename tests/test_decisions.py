@@ -5,7 +5,6 @@ import dataclasses
 
 import pytest
 
-from aml import decisions
 from aml.decisions import choose_depth, choose_predictor, compare
 from aml.decisions import tested_seed as pick_seed  # a name pytest does not collect as a test
 
@@ -212,34 +211,6 @@ def test_compare_calls_a_difference_inside_the_noise_a_tie():
     assert compare([0.40], [0.60]) == "tie"                               # one seed: no noise estimate
     assert compare([0.49, 0.50, 0.51], [0.516, 0.544]) == "tie"           # 0.03 is 1.963 se ...
     assert compare([0.49, 0.50, 0.51], [0.516, 0.544], z=1.95) == "better"   # ... beyond z = 1.95
-
-
-def test_choose_depth_margin_ties_a_difference_the_split_cannot_resolve():
-    values = {2: [0.54, 0.545, 0.55], 3: [0.590, 0.592, 0.594], 5: [0.602, 0.604, 0.606]}
-    assert decisions.choose_depth(values).chosen == 5                         # 5 beats 3 by > 2 SE over seeds
-    choice = decisions.choose_depth(values, margin=0.016)
-    assert choice.chosen == 3 and choice.tied == (3, 5) and choice.beaten == (2,)
-    assert decisions.choose_depth(values, margin=0.013).chosen == 3          # the means differ by 0.012
-    assert decisions.choose_depth(values, margin=0.011).chosen == 5
-    with pytest.raises(ValueError, match="'margin'"):
-        decisions.choose_depth(values, margin=-0.1)
-
-
-def test_split_noise_is_the_standard_error_of_a_difference_between_two_draws():
-    assert decisions.split_noise(2000) == pytest.approx((2 * 0.25 / 2000) ** 0.5)
-    assert decisions.split_noise(1000, 0.6) == pytest.approx((2 * 0.24 / 1000) ** 0.5)
-    with pytest.raises(ValueError, match="'accuracy'"):
-        decisions.split_noise(100, 1.5)
-    with pytest.raises(ValueError, match="'num_images'"):
-        decisions.split_noise(0)
-    assert decisions.split_noise(100, 0.0) == 0.0 and decisions.split_noise(100, 1.0) == 0.0   # both ends allowed
-
-
-def test_choose_depth_margin_is_inclusive():
-    # no spread over seeds, so the seeds tell every difference apart; only the margin ties
-    values = {2: [0.5, 0.5], 3: [0.75, 0.75]}
-    assert decisions.choose_depth(values, margin=0.25).tied == (2, 3)       # a difference of exactly the margin
-    assert decisions.choose_depth(values, margin=0.125).tied == (3,)
 
 
 def test_one_change_ladder_keeps_ties_and_gains_drops_a_loss_and_picks_the_best_of_a_grid():

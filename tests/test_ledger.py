@@ -224,6 +224,11 @@ def test_describe_looks_counts_the_configurations_before_this_one():
     assert ledger.describe_looks("Q3b", {"configurations_before": 1, "this_config": 3}).startswith(
         "Before this configuration, 1 other configuration of Q3b had been evaluated on the test set; this one was "
         "evaluated 3 times.")
+    same = {"configurations_before": 2, "this_config": 2, "accuracies": [0.6587]}
+    assert ledger.describe_looks("Q4", same).endswith(
+        "evaluated 2 times, each full run retraining and re-testing it: every time 0.659.")
+    differ = {"configurations_before": 2, "this_config": 3, "accuracies": [0.58, 0.6]}
+    assert ledger.describe_looks("Q4", differ).endswith("evaluated 3 times, scoring 0.580 to 0.600.")
 
 
 def _git(cwd, *args):
