@@ -66,6 +66,7 @@ class PredictorChoice:
     min_gain: float
     plain: dict
     flips: dict
+    gain_se: float = 0.0     # the standard error of the mean per-seed gain
 
     @property
     def name(self) -> str:
@@ -74,12 +75,12 @@ class PredictorChoice:
     @property
     def reason(self) -> str:
         p, f = self.plain, self.flips
-        why = (f"at least {self.min_gain:.3f} and beyond the spread of the per-seed gains" if self.use_flips else
-               f"below the {self.min_gain:.3f} that would matter" if self.gain < self.min_gain else
-               "inside the spread of the per-seed gains")
-        return (f"Chosen: {self.name}. On the selection split, averaging the scores of each image and its mirror "
+        why = (f"at least {self.min_gain:.3f} and above that noise" if self.use_flips else
+               f"below the {self.min_gain:.3f} that would matter" if self.gain < self.min_gain else "within that noise")
+        return (f"Chosen: {self.name}. On the selection split, averaging the predictions for each image and its mirror "
                 f"image gives {f['mean']:.3f} ± {f['std']:.3f} against {p['mean']:.3f} ± {p['std']:.3f} without "
-                f"({p['n']} seeds), a gain of {self.gain:+.3f}: {why}.")
+                f"({p['n']} seeds), a gain of {self.gain:+.3f} (two standard errors of the per-seed gains: "
+                f"{2 * self.gain_se:.3f}): {why}.")
 
 
 def choose_predictor(plain, flips, *, z: float = 2.0, min_gain: float = 0.005) -> PredictorChoice:
@@ -95,8 +96,8 @@ def choose_predictor(plain, flips, *, z: float = 2.0, min_gain: float = 0.005) -
     p, f = seed_summary(plain), seed_summary(flips)
     gain = f["mean"] - p["mean"]
     noisy = exceeds_noise(np.zeros(len(plain)), np.subtract(flips, plain), z=z)   # paired: the per-seed gains
-    return PredictorChoice(use_flips=gain >= min_gain and noisy, gain=gain, exceeds_noise=noisy,
-                           min_gain=min_gain, plain=p, flips=f)
+    return PredictorChoice(use_flips=gain >= min_gain and noisy, gain=gain, exceeds_noise=noisy, min_gain=min_gain,
+                           plain=p, flips=f, gain_se=seed_summary(np.subtract(flips, plain))["se"])
 
 
 @dataclass(frozen=True)
@@ -147,14 +148,17 @@ class DepthChoice:
 
     @property
     def reason(self) -> str:
-        others = ", ".join(str(d) for d in self.tied if d != self.best) or "none"
-        beaten = ", ".join(map(str, self.beaten)) or "none"
-        rule = ("the default depth, tied with" if self.chosen == self.default else
-                "the shallowest of the depths the seeds cannot tell from")
+        def listed(depths, one: str, many: str) -> str:   # depth 4 ties, depths 2 and 5 tie
+            d, n = list(map(str, depths)), len(depths) > 1
+            return f"depth{'s' * n} {', '.join(d[:-1])}{' and ' * n}{d[-1]} {many if n else one}"
+        others = [d for d in self.tied if d != self.best]
         best = f"{self.means[self.best]:.3f} ± {self.stds[self.best]:.3f}"
-        head = (f"depth {self.best} has the best mean ({best})" if self.chosen == self.best else
-                f"depth {self.chosen}: {rule} the best mean (depth {self.best}, {best})")
-        return f"{head}; tied with it: {others}; beaten by it: {beaten}."
+        which = "the default depth" if self.chosen == self.default else "the shallowest depth tied with the best"
+        head = (f"Depth {self.best} has the best mean ({best})" if self.chosen == self.best else
+                f"Depth {self.chosen}, {which}, is kept (the best mean: depth {self.best}, {best})")
+        ties = listed(others, "ties with it", "tie with it") if others else "no other depth ties with it"
+        beaten = listed(self.beaten, "is beaten", "are beaten") if self.beaten else "none is beaten"
+        return f"{head}; {ties}, {beaten} beyond the seeds' noise."
 
 
 def choose_depth(values_by_depth: dict, *, z: float = 2.0, default: int | None = None) -> DepthChoice:

@@ -49,22 +49,6 @@ def _finish_epochs(fig, name: str, title: str):
     return fig
 
 
-def relu_heaviside(name="relu_heaviside"):
-    """ReLU(z) and its derivative, the Heaviside step Θ(z) (taken as 0 at z = 0)."""
-    z = np.linspace(-3, 3, 601)
-    fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.2))
-    axes[0].plot(z, np.maximum(z, 0), lw=2)
-    axes[0].set(title="ReLU(z) = max(0, z)", xlabel="z")
-    axes[1].plot(z[z < 0], np.zeros((z < 0).sum()), lw=2, color="C1")
-    axes[1].plot(z[z > 0], np.ones((z > 0).sum()), lw=2, color="C1")
-    axes[1].plot([0], [0], "o", color="C1")
-    axes[1].plot([0], [1], "o", mfc="white", color="C1")
-    axes[1].set(title="ReLU'(z) = Θ(z)", xlabel="z", ylim=(-0.15, 1.15))
-    fig.tight_layout()
-    save(fig, name)
-    return fig
-
-
 def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, logy=False, target=None):
     """Loss per iteration (and a moving average over ``smooth`` iterations if > 1); ``target`` draws a
     dotted reference line at that loss."""
@@ -81,6 +65,9 @@ def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, lo
     ax.set(title=title, xlabel="iteration", ylabel="loss")
     if logy:
         ax.set_yscale("log")
+        plain = matplotlib.ticker.FuncFormatter(   # 0.01, 0.02, 0.05, 0.1, ... in plain numbers
+            lambda v, _: f"{v:g}" if round(v / 10 ** math.floor(math.log10(v))) in (1, 2, 5) else "")
+        ax.yaxis.set_major_formatter(plain), ax.yaxis.set_minor_formatter(plain)
     fig.tight_layout()
     save(fig, name)
     return fig

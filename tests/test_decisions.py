@@ -19,9 +19,10 @@ def test_choose_predictor_takes_flips_on_a_clear_gain():
     assert choice.plain["mean"] == pytest.approx(0.50) and choice.flips["mean"] == pytest.approx(0.52)
     assert choice.plain["n"] == 3 and choice.plain["std"] == pytest.approx(0.01)
     assert choice.name == "test-time flips"
-    assert choice.reason == ("Chosen: test-time flips. On the selection split, averaging the scores of each image "
-                             "and its mirror image gives 0.520 ± 0.010 against 0.500 ± 0.010 without (3 seeds), a "
-                             "gain of +0.020: at least 0.005 and beyond the spread of the per-seed gains.")
+    assert choice.reason == ("Chosen: test-time flips. On the selection split, averaging the predictions for each "
+                             "image and its mirror image gives 0.520 ± 0.010 against 0.500 ± 0.010 without (3 seeds), "
+                             "a gain of +0.020 (two standard errors of the per-seed gains: 0.000): at least 0.005 "
+                             "and above that noise.")
     with pytest.raises(dataclasses.FrozenInstanceError):
         choice.use_flips = False
 
@@ -41,7 +42,8 @@ def test_choose_predictor_keeps_plain_for_a_gain_inside_the_noise():
     # gain 0.02 >= min_gain, but the per-seed gains are -0.0225 and 0.0625: 2 se = 2 * 0.0601 / sqrt(2) = 0.085
     choice = choose_predictor([0.45, 0.55], [0.4275, 0.6125])
     assert choice.gain == pytest.approx(0.02) and not choice.exceeds_noise and not choice.use_flips
-    assert choice.reason.endswith(": inside the spread of the per-seed gains.")
+    assert choice.gain_se == pytest.approx(0.0425)
+    assert choice.reason.endswith("(two standard errors of the per-seed gains: 0.085): within that noise.")
 
 
 def test_choose_predictor_pairs_the_seeds():
@@ -133,7 +135,8 @@ def test_choose_depth_with_a_clear_winner():
     assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (3, 3, (3,), (2, 4))
     assert choice.means == pytest.approx({2: 0.50, 3: 0.55, 4: 0.50})
     assert choice.stds == pytest.approx({2: 0.01, 3: 0.01, 4: 0.0})
-    assert choice.reason == "depth 3 has the best mean (0.550 ± 0.010); tied with it: none; beaten by it: 2, 4."
+    assert choice.reason == ("Depth 3 has the best mean (0.550 ± 0.010); no other depth ties with it, depths 2 and 4 "
+                             "are beaten beyond the seeds' noise.")
 
 
 def test_choose_depth_takes_the_shallower_of_two_tied_depths():
@@ -141,8 +144,8 @@ def test_choose_depth_takes_the_shallower_of_two_tied_depths():
     # A rule that ignores ties (chosen = best) answers 3.
     choice = choose_depth({4: [0.40, 0.41, 0.39], 3: [0.54, 0.56, 0.52], 2: [0.53, 0.55, 0.51]})
     assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (2, 3, (2, 3), (4,))
-    assert choice.reason == ("depth 2: the shallowest of the depths the seeds cannot tell from the best mean "
-                             "(depth 3, 0.540 ± 0.020); tied with it: 2; beaten by it: 4.")
+    assert choice.reason == ("Depth 2, the shallowest depth tied with the best, is kept (the best mean: depth 3, "
+                             "0.540 ± 0.020); depth 2 ties with it, depth 4 is beaten beyond the seeds' noise.")
 
 
 def test_choose_depth_keeps_the_default_depth_when_it_ties():
@@ -150,9 +153,9 @@ def test_choose_depth_keeps_the_default_depth_when_it_ties():
     values = {4: [0.40, 0.41, 0.39], 3: [0.54, 0.56, 0.52], 2: [0.53, 0.55, 0.51]}
     choice = choose_depth(values, default=3)
     assert (choice.chosen, choice.best, choice.tied, choice.default) == (3, 3, (2, 3), 3)
-    assert choice.reason.startswith("depth 3 has the best mean (0.540")
+    assert choice.reason.startswith("Depth 3 has the best mean (0.540")
     assert choose_depth({2: [0.53, 0.55, 0.51], 3: [0.52, 0.54, 0.50]}, default=3).reason.startswith(
-        "depth 3: the default depth, tied with the best mean (depth 2, 0.530")
+        "Depth 3, the default depth, is kept (the best mean: depth 2, 0.530")
     # a beaten default is replaced by the shallowest depth tied with the best
     assert choose_depth(values, default=4).chosen == 2
     assert choose_depth({2: [0.50, 0.51, 0.49], 3: [0.60, 0.61, 0.59]}, default=2).chosen == 3
@@ -168,7 +171,7 @@ def test_choose_depth_judges_ties_against_the_best_only():
 def test_choose_depth_when_all_depths_tie():
     choice = choose_depth({5: [0.50, 0.56], 2: [0.52, 0.50], 3: [0.55, 0.49]})
     assert (choice.chosen, choice.best, choice.tied, choice.beaten) == (2, 5, (2, 3, 5), ())
-    assert choice.reason.endswith("tied with it: 2, 3; beaten by it: none.")
+    assert choice.reason.endswith("depths 2 and 3 tie with it, none is beaten beyond the seeds' noise.")
 
 
 def test_choose_depth_with_single_seed_depths_ties_everything():

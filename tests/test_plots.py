@@ -60,6 +60,15 @@ def test_training_curves_leave_the_upper_half_of_the_loss_panel_to_its_legend(st
 
 
 
+def test_loss_curve_labels_a_log_axis_in_plain_numbers_down_to_the_target():
+    fig = plots.loss_curve(np.geomspace(1.2, 0.012, 100), "toy", logy=True, target=0.02)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = {t.get_text() for t in [*ax.get_yticklabels(), *ax.get_yticklabels(minor=True)]} - {""}
+    assert {"0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1"} <= labels
+    assert not labels & {"0.03", "0.04", "0.3"}        # only 1, 2 and 5 of each decade: legible
+
+
 def test_depth_effect_draws_train_dashed_and_validation_solid_per_setting():
     rows = [{"setting": s, "measure": m, "depth": d, "mean": 0.5 + 0.01 * d, "std": 0.01}
             for s in ("chosen", "he-only") for m in ("train", "validation") for d in (2, 3, 4, 5)]
