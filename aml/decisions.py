@@ -93,11 +93,11 @@ def choose_predictor(plain, flips, *, z: float = 2.0, min_gain: float = 0.005) -
     if len(plain) != len(flips):
         raise ValueError(f"The 'plain' and 'flips' parameters must hold one accuracy per seed each (same seeds). "
                          f"Got {len(plain)} and {len(flips)} values instead.")
-    p, f = seed_summary(plain), seed_summary(flips)
+    p, f, gains = seed_summary(plain), seed_summary(flips), seed_summary(np.subtract(flips, plain))   # paired
     gain = f["mean"] - p["mean"]
-    noisy = exceeds_noise(np.zeros(len(plain)), np.subtract(flips, plain), z=z)   # paired: the per-seed gains
+    noisy = bool(gains["n"] >= 2 and abs(gains["mean"]) > check_positive_float("z", z) * gains["se"])
     return PredictorChoice(use_flips=gain >= min_gain and noisy, gain=gain, exceeds_noise=noisy, min_gain=min_gain,
-                           plain=p, flips=f, gain_se=seed_summary(np.subtract(flips, plain))["se"])
+                           plain=p, flips=f, gain_se=gains["se"])
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pandas as pd
 from .runs import atomic_path, imgs_dir
 
 DISPLAY_DPI, SAVE_DPI = 110, 200    # the look is applied per figure as it is saved: no global matplotlib setting
+WIDE, HIGH = 6.0, 1.9               # inches: the report prints a figure at about this size, so 9 pt stays 9 pt
 
 
 def _apply_style(fig) -> None:
@@ -38,13 +39,25 @@ def save(fig, name: str, folder: Path | None = None) -> Path:
     return path
 
 
-def _finish_epochs(fig, name: str, title: str):
-    """Integer epoch ticks on every panel, the title, then :func:`save`."""
+def _legend_below(fig) -> None:
+    """One legend for all panels, in a row under them, so that it covers no data (each label once)."""
+    entries = {}
     for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(entries.values(), entries.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                   ncol=len(entries), fontsize=9, frameon=False, handlelength=2.5)
+
+
+def _finish(fig, name: str, title: str = "", *, epochs: bool = False):
+    """Integer epoch ticks on every panel (``epochs``), the title, the legend under the panels, then :func:`save`."""
+    for ax in fig.axes if epochs else ():
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=6))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    _legend_below(fig)
     save(fig, name)
     return fig
 
@@ -52,7 +65,7 @@ def _finish_epochs(fig, name: str, title: str):
 def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, logy=False, target=None):
     """Loss per iteration (and a moving average over ``smooth`` iterations if > 1); ``target`` draws a
     dotted reference line at that loss."""
-    fig, ax = plt.subplots(figsize=(5.2, 2.6))
+    fig, ax = plt.subplots(figsize=(WIDE * 0.8, HIGH))
     if target is not None:
         ax.axhline(target, color="C3", ls=":", lw=1.5, label=f"target {target:g}")
     loss_history = np.asarray(loss_history)
@@ -60,17 +73,13 @@ def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, lo
     if smooth > 1 and len(loss_history) > smooth:
         avg = np.convolve(loss_history, np.ones(smooth) / smooth, mode="valid")
         ax.plot(np.arange(smooth - 1, len(loss_history)), avg, lw=2, label=f"mean of {smooth}")
-    if smooth > 1 or target is not None:
-        ax.legend()
     ax.set(title=title, xlabel="iteration", ylabel="loss")
     if logy:
         ax.set_yscale("log")
         plain = matplotlib.ticker.FuncFormatter(   # 0.01, 0.02, 0.05, 0.1, ... in plain numbers
             lambda v, _: f"{v:g}" if round(v / 10 ** math.floor(math.log10(v))) in (1, 2, 5) else "")
         ax.yaxis.set_major_formatter(plain), ax.yaxis.set_minor_formatter(plain)
-    fig.tight_layout()
-    save(fig, name)
-    return fig
+    return _finish(fig, name)
 
 
 def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 50, held_out: str = "validation"):
@@ -78,7 +87,7 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     held-out loss per epoch, and train / held-out accuracy per epoch, against epochs (a partial last epoch
     drawn where it ended). Train blue, held-out orange, labelled ``held_out`` (the split the run monitored).
     The loss axis is logarithmic when the largest loss exceeds three times the median (a large start)."""
-    fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.5))
+    fig, axes = plt.subplots(1, 2, figsize=(WIDE, HIGH))
     loss = np.asarray(history["loss_history"], dtype=float)
     x = np.arange(1, len(loss) + 1) / history["iterations_per_epoch"]
     axes[0].plot(x, loss, lw=0.8, alpha=0.35, color="C0", label="train, each minibatch")
@@ -88,23 +97,19 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
     epochs = np.asarray(history["epoch_history"], dtype=float)
     val_loss = np.asarray(history.get("val_loss_history", []), dtype=float)
     if val_loss.size and np.isfinite(val_loss).any():
-        axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2, label=held_out, clip_on=False)
+        axes[0].plot(epochs, val_loss, "s-", color="C1", lw=2, label=f"{held_out}, per epoch", clip_on=False)
     if loss.size and np.nanmax(loss) > 3 * np.nanmedian(loss):   # a large start (an L2 term) would flatten the rest
         axes[0].set_yscale("log")
     axes[0].set(title="Loss" + (" (log scale)" if axes[0].get_yscale() == "log" else ""), xlabel="epoch")
-    lo, hi = axes[0].get_ylim()                             # the upper half left empty: the legend's place
-    axes[0].set_ylim(lo, hi * hi / lo if axes[0].get_yscale() == "log" else 2 * hi - lo)
-    axes[0].legend(fontsize=9, loc="upper right")
     _accuracy_panel(axes[1], history, held_out)
-    return _finish_epochs(fig, name, title)
+    return _finish(fig, name, title, epochs=True)
 
 
 def _accuracy_panel(ax, history: dict, held_out: str) -> None:
     epochs = np.asarray(history["epoch_history"], dtype=float)
-    ax.plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train", clip_on=False)
-    ax.plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=held_out, clip_on=False)
+    ax.plot(epochs, history["train_acc_history"], "o--", color="C0", lw=1.2, label="train, per epoch", clip_on=False)
+    ax.plot(epochs, history["val_acc_history"], "s-", color="C1", lw=2, label=f"{held_out}, per epoch", clip_on=False)
     ax.set(title="Accuracy", xlabel="epoch")
-    ax.legend(fontsize=9, loc="lower right")                # a rising accuracy leaves the lower right empty
 
 
 def image_grid(images: np.ndarray, *, ncols: int, padding: int = 1) -> np.ndarray:
@@ -140,37 +145,34 @@ def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50, h
     reg = np.asarray(history["reg_loss_history"], dtype=float)
     data = np.asarray(history["loss_history"], dtype=float) - reg
     x = np.arange(1, len(data) + 1) / history["iterations_per_epoch"]
-    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.4))
-    axes[0].plot(x, data, lw=0.8, alpha=0.35, color="C0", label="each minibatch")
+    fig, axes = plt.subplots(1, 3, figsize=(WIDE, HIGH))
+    axes[0].plot(x, data, lw=0.8, alpha=0.35, color="C0", label="train, each minibatch")
     if len(data) > smooth > 1:
         axes[0].plot(x[smooth - 1:], np.convolve(data, np.ones(smooth) / smooth, "valid"), lw=2, color="C0",
-                     label=f"mean of {smooth}")
+                     label=f"train, mean of {smooth}")
     axes[0].set(title="Cross-entropy J", xlabel="epoch")
-    axes[0].legend(fontsize=9)
     axes[1].plot(x, reg, lw=2, color="C2")
     axes[1].set(title="L2 term", xlabel="epoch")
     _accuracy_panel(axes[2], history, held_out)
-    return _finish_epochs(fig, name, title)
+    return _finish(fig, name, title, epochs=True)
 
 
 def depth_effect(frame, name: str, *, title: str = ""):
-    """Accuracy against depth, one line per (setting, measure), error bars one standard deviation over
-    seeds. ``frame``: rows with ``setting``, ``measure`` ("train" or "validation"), ``depth``, ``mean``,
-    ``std``; train is dashed, validation solid, one colour per setting."""
+    """Accuracy against depth in two panels, train and validation, one line per setting, error bars one standard
+    deviation over seeds. ``frame``: rows with ``setting``, ``measure`` ("train" or "validation"), ``depth``,
+    ``mean``, ``std``; one colour per setting, the same in both panels."""
     frame = pd.DataFrame(frame)
-    fig, ax = plt.subplots(figsize=(6.4, 2.6))
-    for i, setting in enumerate(dict.fromkeys(frame["setting"])):
-        for measure, style in (("train", "--"), ("validation", "-")):
+    fig, axes = plt.subplots(1, 2, figsize=(WIDE, HIGH), sharey=True)
+    for ax, measure in zip(axes, ("train", "validation")):
+        for i, setting in enumerate(dict.fromkeys(frame["setting"])):
             rows = frame[(frame["setting"] == setting) & (frame["measure"] == measure)].sort_values("depth")
             if len(rows):
-                ax.errorbar(rows["depth"] + 0.03 * i, rows["mean"], yerr=rows["std"], fmt="o" + style, capsize=3,
-                            lw=1.6, color=f"C{i}", label=f"{setting}, {measure}")
-    ax.set(xlabel="depth (Linear layers)", ylabel="accuracy", title=title)
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    save(fig, name)
-    return fig
+                ax.errorbar(rows["depth"], rows["mean"], yerr=rows["std"], fmt="o-", capsize=3, lw=1.6,
+                            color=f"C{i}", label=setting)
+        ax.set(xlabel="depth (Linear layers)", title=measure)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[0].set_ylabel("accuracy")
+    return _finish(fig, name, title)
 
 
 def _cell(value, fmt: str | None) -> str:
@@ -224,9 +226,10 @@ class Table:
         return "\n".join(lines)
 
 
-def source_code(obj, *, block: str | None = None) -> str:
+def source_code(obj, *blocks: str) -> str:
     """The source of a function or class without its docstrings and bare ``check_*`` calls (argument checks);
-    with ``block``, only its first statement whose first line starts with ``block`` (e.g. ``"for it in"``)."""
+    with ``blocks``, only the first statement whose first line starts with each (e.g. ``"for it in"``), dedented,
+    in the order of the source."""
     source = textwrap.dedent(inspect.getsource(obj))
     lines, tree = source.splitlines(), ast.parse(source)
     for node in ast.walk(tree):
@@ -236,10 +239,14 @@ def source_code(obj, *, block: str | None = None) -> str:
             if (i == 0 and isinstance(value, ast.Constant) and isinstance(value.value, str)) or (
                     isinstance(value, ast.Call) and getattr(value.func, "id", "").lstrip("_").startswith("check_")):
                 lines[stmt.lineno - 1:stmt.end_lineno] = [None] * (stmt.end_lineno - stmt.lineno + 1)
-    if block is not None:
-        starts = sorted((n.lineno, n.end_lineno) for n in ast.walk(tree) if isinstance(n, ast.stmt)
-                        and (lines[n.lineno - 1] or "").lstrip().startswith(block))
-        if not starts:
-            raise ValueError(f"The 'block' parameter must start a statement of {obj.__qualname__}. Got {block!r}.")
-        lines = lines[starts[0][0] - 1:starts[0][1]]
+    if blocks:
+        statements = sorted((n.lineno, n.end_lineno) for n in ast.walk(tree) if isinstance(n, ast.stmt))
+        spans = []
+        for block in blocks:
+            span = next((s for s in statements if (lines[s[0] - 1] or "").lstrip().startswith(block)), None)
+            if span is None:
+                raise ValueError(f"The 'blocks' parameter must each start a statement of {obj.__qualname__}. "
+                                 f"Got {block!r}.")
+            spans.append(span)
+        lines = [textwrap.dedent("\n".join(x for x in lines[a - 1:b] if x is not None)) for a, b in sorted(spans)]
     return textwrap.dedent("\n".join(line for line in lines if line is not None))

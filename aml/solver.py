@@ -162,7 +162,6 @@ def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, seed, a
     N = X.shape[0]
     per_epoch, total = config.iterations_per_epoch(N), config.total_iterations(N)
     acc_idx = np.sort(rng.choice(N, min(config.num_train_acc, N), replace=False))
-    rule, configs = config.update_rule, {k: {"momentum": float(config.momentum)} for k in model.params}
     history = History(total, iterations_per_epoch=per_epoch)
     # the update rules return new arrays, so a shallow copy of params is a snapshot
     best = BestEpoch((lambda: dict(model.params)) if config.keep_best else None)
@@ -191,6 +190,7 @@ def train(model, X, y, X_val, y_val, config: SGDConfig | None = None, *, seed, a
             if on_epoch is not None:
                 on_epoch(history.num_epochs, history)
 
+    rule, configs = config.update_rule, {k: {"momentum": float(config.momentum)} for k in model.params}
     batches = minibatches(N, config.batch_size, config.sampling, rng)
     for it in (bar := tqdm(range(total), desc="SGD", leave=False, disable=not verbose)):
         idx, lr = next(batches), config.learning_rate_at(it, N)

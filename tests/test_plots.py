@@ -3,6 +3,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.colors  # noqa: E402
+import matplotlib.lines  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -31,33 +32,43 @@ def _same_look(handle, line):
             and handle.get_linestyle() == line.get_linestyle() and handle.get_marker() == line.get_marker())
 
 
-def test_training_curves_legend_entries_match_their_lines():
+def _legend_below(fig):
+    """The figure's one legend, checked to lie under every panel (so it covers no data) and to draw each
+    entry as the line of that label; returns its labels."""
+    (legend,), renderer = fig.legends, fig.canvas.get_renderer()
+    assert not any(ax.get_legend() for ax in fig.axes)
+    box = legend.get_window_extent(renderer)
+    assert all(box.y1 <= ax.get_tightbbox(renderer).y0 + 1 for ax in fig.axes)
+    lines = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+    lines |= {c.get_label(): c.lines[0] for ax in fig.axes for c in ax.containers}
+    labels = [t.get_text() for t in legend.get_texts()]
+    for handle, label in zip(legend.legend_handles, labels):
+        line = lines[label]
+        if isinstance(handle, matplotlib.lines.Line2D):
+            assert _same_look(handle, line), label
+        else:                                           # an error bar's entry: its colour
+            assert matplotlib.colors.same_color(handle.get_color()[0], line.get_color()), label
+    assert min(t.get_fontsize() for t in legend.get_texts()) >= 9
+    return labels
+
+
+def test_training_curves_legend_lies_under_the_panels_and_names_its_lines():
     fig = plots.training_curves(_history(), "curves", smooth=5)
-    for ax in fig.axes:
-        legend = ax.get_legend()
-        lines = {line.get_label(): line for line in ax.get_lines()}
-        labels = [t.get_text() for t in legend.get_texts()]
-        assert "validation" in labels and any(label.startswith("train") for label in labels)
-        for handle, label in zip(legend.legend_handles, labels):
-            assert _same_look(handle, lines[label]), label
+    assert _legend_below(fig) == ["train, each minibatch", "train, mean of 5", "validation, per epoch",
+                                  "train, per epoch"]
     train, val = (line for line in fig.axes[1].get_lines())
     assert train.get_linestyle() == "--" and val.get_linestyle() == "-"
     assert not matplotlib.colors.same_color(train.get_color(), val.get_color())
     fig = plots.training_curves(_history(), "curves", smooth=5, held_out="selection")   # the monitored split's name
-    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["train", "selection"]
+    assert "selection, per epoch" in _legend_below(fig)
 
 
 @pytest.mark.parametrize("start", [2.0, 50.0])        # linear, and logarithmic (a large start) loss axes
-def test_training_curves_leave_the_upper_half_of_the_loss_panel_to_its_legend(start):
+def test_training_curves_use_a_log_loss_axis_after_a_large_start(start):
     h = _history()
     h["loss_history"][0] = start
     ax = plots.training_curves(h, "curves", smooth=5).axes[0]
-    lo, hi = ax.get_ylim()
-    middle = np.sqrt(lo * hi) if ax.get_yscale() == "log" else (lo + hi) / 2
     assert ax.get_yscale() == ("log" if start > 10 else "linear")
-    assert max(max(line.get_ydata()) for line in ax.get_lines()) <= middle
-    assert ax.get_legend()._loc == 1                              # matplotlib's code for "upper right"
-
 
 
 def test_loss_curve_labels_a_log_axis_in_plain_numbers_down_to_the_target():
@@ -67,19 +78,21 @@ def test_loss_curve_labels_a_log_axis_in_plain_numbers_down_to_the_target():
     labels = {t.get_text() for t in [*ax.get_yticklabels(), *ax.get_yticklabels(minor=True)]} - {""}
     assert {"0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1"} <= labels
     assert not labels & {"0.03", "0.04", "0.3"}        # only 1, 2 and 5 of each decade: legible
+    assert _legend_below(fig) == ["target 0.02", "per iteration"]
 
 
-def test_depth_effect_draws_train_dashed_and_validation_solid_per_setting():
-    rows = [{"setting": s, "measure": m, "depth": d, "mean": 0.5 + 0.01 * d, "std": 0.01}
+def test_depth_effect_draws_train_and_validation_apart_one_colour_per_setting():
+    rows = [{"setting": s, "measure": m, "depth": d, "mean": 0.5 + 0.01 * d + 0.1 * (m == "train"), "std": 0.01}
             for s in ("chosen", "he-only") for m in ("train", "validation") for d in (2, 3, 4, 5)]
     fig = plots.depth_effect(rows, "d")
-    ax = fig.axes[0]
-    assert len(ax.containers) == 4                                  # one errorbar container per line
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "chosen, train", "chosen, validation", "he-only, train", "he-only, validation"]
-    styles = [c.lines[0].get_linestyle() for c in ax.containers]
-    assert styles == ["--", "-", "--", "-"]
-
+    train, val = fig.axes
+    assert (train.get_title(), val.get_title()) == ("train", "validation")
+    assert len(train.containers) == len(val.containers) == 2              # one errorbar line per setting
+    assert np.allclose(train.containers[0].lines[0].get_ydata(), [0.62, 0.63, 0.64, 0.65])
+    assert np.allclose(val.containers[1].lines[0].get_ydata(), [0.52, 0.53, 0.54, 0.55])
+    assert _legend_below(fig) == ["chosen", "he-only"]
+    colours = [c.lines[0].get_color() for c in train.containers]
+    assert not matplotlib.colors.same_color(*colours)
 
 
 def test_loss_terms_draws_cross_entropy_and_l2_apart_on_linear_axes():
@@ -90,7 +103,8 @@ def test_loss_terms_draws_cross_entropy_and_l2_apart_on_linear_axes():
     assert left.get_yscale() == right.get_yscale() == "linear"
     assert np.allclose(left.lines[0].get_ydata(), 2.0) and np.allclose(right.lines[0].get_ydata(), 0.5)
     assert "J" in left.get_title() and "L2" in right.get_title()
-    assert [t.get_text() for t in acc.get_legend().get_texts()] == ["train", "selection"]
+    assert _legend_below(fig) == ["train, each minibatch", "train, mean of 5", "train, per epoch",
+                                  "selection, per epoch"]
     assert np.allclose(acc.lines[1].get_ydata(), [0.3, 0.4])
 
 
@@ -121,7 +135,10 @@ def test_source_code_block_is_the_first_statement_that_starts_so_dedented():
                 total += x * y
         return total
 
-    assert plots.source_code(h, block="for x in") == "for x in xs:\n    for y in xs:\n        total += x * y"
-    assert plots.source_code(h, block="for y") == "for y in xs:\n    total += x * y"
-    with pytest.raises(ValueError, match="'block'.*'while'"):
-        plots.source_code(h, block="while")
+    assert plots.source_code(h, "for x in") == "for x in xs:\n    for y in xs:\n        total += x * y"
+    assert plots.source_code(h, "for y") == "for y in xs:\n    total += x * y"
+    # several blocks: each dedented, in the order of the source whatever the order asked
+    assert plots.source_code(h, "return", "total = 0", "for y") == (
+        "total = 0\nfor y in xs:\n    total += x * y\nreturn total")
+    with pytest.raises(ValueError, match="'blocks'.*'while'"):
+        plots.source_code(h, "total", "while")

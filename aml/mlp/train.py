@@ -127,13 +127,12 @@ def fit(config: MLPConfig, data: TensorSplits, *, verbose: bool = False, num_tra
     X_sub, y_sub = data.X_train[sub], data.y_train[sub]                 # train accuracy: a fixed seeded subset
     history = History(config.num_epochs * steps, iterations_per_epoch=steps, device=str(data.device))
     best, last_good, start = BestEpoch(), copy.deepcopy(model.state_dict()), time.perf_counter()
-    epochs = tqdm(range(config.num_epochs), desc=f"depth {config.depth}", unit="epoch", disable=not verbose)
-    for epoch in epochs:
-        lr, first = optimizer.param_groups[0]["lr"], epoch * steps
-        losses = train_one_epoch(model, data.X_train, data.y_train, optimizer, scheduler, batch_size=config.batch_size,
-                                 generator=gen, flip=config.flip, crop_padding=config.crop_padding,
-                                 label_smoothing=config.label_smoothing,
-                                 bfloat16=config.bfloat16).float().cpu().numpy()   # one host sync
+
+    def record(epoch: int, losses, lr: float) -> None:
+        """Bookkeeping after an epoch: its minibatch losses; a diverged run is reset and stopped; the accuracies
+        of the monitored split and the train subset, in ``eval()`` mode; then ``on_epoch``."""
+        nonlocal last_good
+        first = epoch * steps
         history["loss_history"][first:first + steps] = losses
         finite = bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
         why = check_divergence(losses, history["loss_history"][0], first, params_finite=finite)
@@ -146,9 +145,16 @@ def fit(config: MLPConfig, data: TensorSplits, *, verbose: bool = False, num_tra
         train_acc = _loss_and_accuracy(model, X_sub, y_sub)[1]
         history.record_epoch(epoch=epoch + 1, train_acc=train_acc, val_acc=val_acc, val_loss=val_loss, lr=lr)
         best.update(epoch + 1, val_acc)
-        epochs.set_postfix(loss=f"{losses.mean():.3f}", val_acc=f"{val_acc:.3f}")
+        bar.set_postfix(loss=f"{losses.mean():.3f}", val_acc=f"{val_acc:.3f}")
         if on_epoch is not None:
             on_epoch(epoch + 1, history)
+
+    for epoch in (bar := tqdm(range(config.num_epochs), desc=f"depth {config.depth}", disable=not verbose)):
+        lr = optimizer.param_groups[0]["lr"]
+        losses = train_one_epoch(model, data.X_train, data.y_train, optimizer, scheduler, batch_size=config.batch_size,
+                                 generator=gen, flip=config.flip, crop_padding=config.crop_padding,
+                                 label_smoothing=config.label_smoothing, bfloat16=config.bfloat16)
+        record(epoch, losses.float().cpu().numpy(), lr)            # one host sync per epoch
     history.finish(best, seconds=time.perf_counter() - start)
     if X_mon is data.X_sel:
         history["heldout_val_acc"] = _loss_and_accuracy(model, data.X_val, data.y_val)[1]
