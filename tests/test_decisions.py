@@ -243,3 +243,11 @@ def test_one_change_ladder_keeps_ties_and_gains_drops_a_loss_and_picks_the_best_
     assert rows[3].change == {"c": 3} and rows[3].config == Cfg(a=1, b=0, c=3)   # b dropped, best of the grid
     assert len(calls) == len(set(calls))                  # each (config, seed) is trained once
     assert rows[1].values == pytest.approx((0.6, 0.61, 0.59))
+
+
+def test_choose_predictor_default_is_two_standard_errors_and_checks_z():
+    plain, flips = [0.5, 0.5, 0.5], [0.504, 0.522, 0.513]       # gains 0.013 on average, 2.5 standard errors
+    assert choose_predictor(plain, flips).use_flips
+    assert not choose_predictor(plain, flips, z=3.0).use_flips
+    with pytest.raises(ValueError, match="'z'"):
+        choose_predictor(plain, flips, z=0.0)
