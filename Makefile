@@ -11,9 +11,9 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-cache-dir --upgrade pip
+	$(PY) -m pip install --quiet --no-cache-dir -r requirements.txt
+	$(PY) -m pip install --quiet --no-cache-dir --no-deps -e .
 	touch $(STAMP)
 
 ## make test: unit tests, every notebook under nbval (small budget), and a smoke build of the PDF
