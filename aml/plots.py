@@ -50,12 +50,10 @@ def _legend_below(fig) -> None:
                    ncol=len(entries), fontsize=9, frameon=False, handlelength=2.5)
 
 
-def _finish(fig, name: str, title: str = "", *, epochs: bool = False):
-    """Integer epoch ticks on every panel (``epochs``), the title, the legend under the panels, then :func:`save`."""
+def _finish(fig, name: str, *, epochs: bool = False):
+    """Integer epoch ticks on every panel (``epochs``), the legend under the panels, then :func:`save`."""
     for ax in fig.axes if epochs else ():
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, nbins=6))
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
     _legend_below(fig)
     save(fig, name)
@@ -68,8 +66,7 @@ def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, lo
     fig, ax = plt.subplots(figsize=(WIDE * 0.8, HIGH))
     if target is not None:
         ax.axhline(target, color="C3", ls=":", lw=1.5, label=f"target {target:g}")
-    loss_history = np.asarray(loss_history)
-    ax.plot(loss_history, lw=1, alpha=0.5 if smooth > 1 else 1, label="per iteration")
+    ax.plot(loss_history := np.asarray(loss_history), lw=1, alpha=0.5 if smooth > 1 else 1, label="per iteration")
     if smooth > 1 and len(loss_history) > smooth:
         avg = np.convolve(loss_history, np.ones(smooth) / smooth, mode="valid")
         ax.plot(np.arange(smooth - 1, len(loss_history)), avg, lw=2, label=f"mean of {smooth}")
@@ -82,7 +79,7 @@ def loss_curve(loss_history, name, *, title="Training loss", smooth: int = 0, lo
     return _finish(fig, name)
 
 
-def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 50, held_out: str = "validation"):
+def training_curves(history: dict, name: str, *, smooth: int = 50, held_out: str = "validation"):
     """One run's history (:mod:`aml.training`): the loss per iteration (and its moving average) and the
     held-out loss per epoch, and train / held-out accuracy per epoch, against epochs (a partial last epoch
     drawn where it ended). Train blue, held-out orange, labelled ``held_out`` (the split the run monitored).
@@ -102,7 +99,7 @@ def training_curves(history: dict, name: str, *, title: str = "", smooth: int = 
         axes[0].set_yscale("log")
     axes[0].set(title="Loss" + (" (log scale)" if axes[0].get_yscale() == "log" else ""), xlabel="epoch")
     _accuracy_panel(axes[1], history, held_out)
-    return _finish(fig, name, title, epochs=True)
+    return _finish(fig, name, epochs=True)
 
 
 def _accuracy_panel(ax, history: dict, held_out: str) -> None:
@@ -139,7 +136,7 @@ def first_layer_weights(W1: np.ndarray, name: str, *, max_units: int = 100, titl
     return fig
 
 
-def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50, held_out: str = "selection"):
+def loss_terms(history: dict, name: str, *, smooth: int = 50, held_out: str = "selection"):
     """The NumPy net's loss terms apart, per iteration: the cross-entropy J of each minibatch (and its moving
     average), the L2 term lambda * sum ||W||^2 (J = loss - L2 term); then train and ``held_out`` accuracy."""
     reg = np.asarray(history["reg_loss_history"], dtype=float)
@@ -154,10 +151,10 @@ def loss_terms(history: dict, name: str, *, title: str = "", smooth: int = 50, h
     axes[1].plot(x, reg, lw=2, color="C2")
     axes[1].set(title="L2 term", xlabel="epoch")
     _accuracy_panel(axes[2], history, held_out)
-    return _finish(fig, name, title, epochs=True)
+    return _finish(fig, name, epochs=True)
 
 
-def depth_effect(frame, name: str, *, title: str = ""):
+def depth_effect(frame, name: str):
     """Accuracy against depth in two panels, train and validation, one line per setting, error bars one standard
     deviation over seeds. ``frame``: rows with ``setting``, ``measure`` ("train" or "validation"), ``depth``,
     ``mean``, ``std``; one colour per setting, the same in both panels."""
@@ -172,7 +169,7 @@ def depth_effect(frame, name: str, *, title: str = ""):
         ax.set(xlabel="depth (Linear layers)", title=measure)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0].set_ylabel("accuracy")
-    return _finish(fig, name, title)
+    return _finish(fig, name)
 
 
 def _cell(value, fmt: str | None) -> str:
@@ -184,6 +181,9 @@ def _cell(value, fmt: str | None) -> str:
 
 
 def _latex_escape(text: str) -> str:
+    """``text`` safe in LaTeX; a cell that is one ``$...$`` formula passes as it is (e.g. ``$\\tilde J$``)."""
+    if text[:1] == text[-1:] == "$" and text.count("$") == 2:
+        return text
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
                  ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
         text = text.replace(a, b)

@@ -25,3 +25,9 @@ def test_table_refuses_an_empty_table_and_unknown_format_columns():
         Table([])
     with pytest.raises(ValueError, match=r"names columns \['nope'\]"):
         Table([{"a": 1}], {"nope": ".3f"})
+
+
+def test_table_passes_a_cell_that_is_one_formula_and_escapes_dollars_elsewhere():
+    latex = Table([{"q": r"$\partial\tilde J/\partial W_2$"}, {"q": "$5 and $6"}, {"q": "$"}, {"q": ""}])._repr_latex_()
+    assert r"$\partial\tilde J/\partial W_2$ \\" in latex
+    assert r"\$5 and \$6 \\" in latex and "\n\\$ \\\\" in latex
