@@ -72,10 +72,12 @@ def table() -> str:
         ("Q2a-c", "every gradient formula against the backward pass, autograd and finite differences",
          f"largest relative error {number(q2, 'max_error', p2):.1e}", ""),
         ("Q3a", "toy data, final SGD training loss (target below 0.02)", f"{number(q3a, 'final_loss', p3a):.4f}", ""),
-        ("Q3b", "NumPy net, the handout's defaults", f"{number(q3b, 'default_val_acc', p3b):.3f}", ""),
+        ("Q3b", "NumPy net, the handout's defaults (3 seeds)",
+         f"{number(q3b, 'default_val_acc', p3b):.3f} ± {number(q3b, 'default_val_acc_std', p3b):.3f}", ""),
         ("Q3b", "NumPy net, tuned (3 seeds; the median seed tested)", pm(q3b, "val_acc_seeds", p3b),
          f"{number(q3b, 'test_acc_full', p3b):.3f}"),
-        ("Q4b", "two-layer MLP, the handout's settings", f"{number(q4['handout_mlp'], 'validation', p4):.3f}", ""),
+        ("Q4b", "two-layer MLP, the handout's settings (3 seeds)", f"{number(q4['handout_mlp'], 'validation', p4):.3f} "
+         f"± {number(q4['handout_mlp'], 'validation_std', p4):.3f}", ""),
         ("Q4c", f"MLP depth {q4.get('depth')}, tuned (3 seeds; the median seed tested)", pm(q4, "val_acc_seeds", p4),
          f"{number(q4, 'test_acc_full', p4):.3f}"),
     ]
