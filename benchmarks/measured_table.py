@@ -59,6 +59,32 @@ def pm(res: dict, key: str, path: Path) -> str:
     return f"{mean:.3f} ± {std:.3f}"
 
 
+NAMES = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD", "onecycle": "one-cycle"}
+
+
+def q3b_recipe(c: dict) -> str:
+    """The tested NumPy net's settings from its record (results/q3b_best.json, ``net_config``), in a few words."""
+    schedule = {"cosine": "cosine to 0", "step": f"x {c.get('learning_rate_decay', 0.95):g} per epoch"}.get(
+        c.get("lr_schedule"), c.get("lr_schedule"))
+    parts = [f"{c.get('hidden_size')} hidden units", "inputs / their std" if c.get("preprocess") == "scale" else "",
+             f"SGD learning rate {c.get('learning_rate'):g} ({schedule})", f"L2 {c.get('reg'):g}",
+             f"dropout {c.get('dropout'):g}", "flips" if c.get("flip") else "", f"batch {c.get('batch_size')}",
+             f"{c.get('num_epochs')} epochs"]
+    return ", ".join(p for p in parts if p)
+
+
+def q4_recipe(c: dict) -> str:
+    """The tested MLP's settings from its record (results/q4_best.json, ``config``), in a few words."""
+    hidden = c.get("hidden_layers") or ["?"]
+    optimizer, schedule = (NAMES.get(c.get(k), c.get(k)) for k in ("optimizer", "schedule"))
+    crops = c.get("crop_padding")
+    parts = [f"{len(hidden)} x {hidden[0]} hidden", "BatchNorm" if c.get("batch_norm") else "",
+             "He initialisation" if c.get("init") == "kaiming" else "",
+             f"{optimizer} (weight decay {c.get('weight_decay'):g})", f"{schedule} learning rate, peak {c.get('lr'):g}",
+             f"batch {c.get('batch_size')}", f"{c.get('num_epochs')} epochs" + " in bfloat16" * bool(c.get("bfloat16")),
+             " and ".join(["flips"] * bool(c.get("flip")) + [f"{crops}-pixel crops"] * bool(crops))]
+    return ", ".join(p for p in parts if p)
+
 def table() -> str:
     runs = {p.stem: full_run(nbformat.read(p, as_version=4).metadata.get("aml_run", {}), p, "aml_run.smoke")
             for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
@@ -74,11 +100,13 @@ def table() -> str:
         ("Q3a", "toy data, final SGD training loss (target below 0.02)", f"{number(q3a, 'final_loss', p3a):.4f}", ""),
         ("Q3b", "NumPy net, the handout's defaults (3 seeds)",
          f"{number(q3b, 'default_val_acc', p3b):.3f} ± {number(q3b, 'default_val_acc_std', p3b):.3f}", ""),
-        ("Q3b", "NumPy net, tuned (3 seeds; the median seed tested)", pm(q3b, "val_acc_seeds", p3b),
+        ("Q3b", f"NumPy net, tuned: {q3b_recipe(q3b.get('net_config', {}))} (3 seeds; the median seed tested)",
+         pm(q3b, "val_acc_seeds", p3b),
          f"{number(q3b, 'test_acc_full', p3b):.3f}"),
         ("Q4b", "two-layer MLP, the handout's settings (3 seeds)", f"{number(q4['handout_mlp'], 'validation', p4):.3f} "
          f"± {number(q4['handout_mlp'], 'validation_std', p4):.3f}", ""),
-        ("Q4c", f"MLP depth {q4.get('depth')}, tuned (3 seeds; the median seed tested)", pm(q4, "val_acc_seeds", p4),
+        ("Q4c", f"MLP depth {q4.get('depth')}, tuned: {q4_recipe(q4.get('config', {}))} (3 seeds; the median seed "
+         "tested)", pm(q4, "val_acc_seeds", p4),
          f"{number(q4, 'test_acc_full', p4):.3f}"),
     ]
     looks = ", ".join(f"{q.capitalize()} {r.configurations} ({r.evaluations} evaluations)"
@@ -87,6 +115,10 @@ def table() -> str:
     notes = [f"Run: `make report FORCE=1` on {m['cpu']}, {m['cpu_count']} cores, GPU: {gpu}, {m['date']}; notebooks "
              f"{sum(times.values()):.1f} min ({', '.join(f'{k}: {v:.1f}' for k, v in times.items())}). Test: the "
              f"10,000 test images. The test-set ledger, configurations tested over all rounds: {looks}."]
+    later = sorted(k for k, r in runs.items() if r.get("date") and m.get("date") and r["date"][:10] > m["date"][:10])
+    if later:  # notebooks a plain make report re-executed after the full run (their code or text changed)
+        notes.append(f"Re-executed since by `make report`: {', '.join(k[:2] for k in later)} (last "
+                     f"{max(runs[k]['date'] for k in later)}).")
     return "\n".join(["| question | what | validation (or result) | test |", "|---|---|---|---|",
                       *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows), "", *notes])
 

@@ -217,3 +217,23 @@ def test_measured_table_refuses_values_that_are_not_finite(monkeypatch, tmp_path
     path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))   # json.dumps writes NaN as NaN
     with pytest.raises(module.NotARecord, match=message):
         module.table()
+
+
+def test_measured_table_recipes_say_what_the_records_hold(monkeypatch, tmp_path):
+    module, _ = _measured_table(monkeypatch, tmp_path)
+    c = {"hidden_layers": [512, 512, 512], "batch_norm": False, "init": "handout", "optimizer": "adam",
+         "weight_decay": 1e-3, "schedule": "step", "lr": 1e-3, "batch_size": 200, "num_epochs": 10,
+         "bfloat16": False, "flip": False, "crop_padding": 0}
+    assert module.q4_recipe(c) == ("3 x 512 hidden, Adam (weight decay 0.001), step learning rate, peak 0.001, "
+                                   "batch 200, 10 epochs")
+    c |= {"batch_norm": True, "init": "kaiming", "bfloat16": True, "flip": True, "crop_padding": 2}
+    assert "BatchNorm, He initialisation" in module.q4_recipe(c)
+    assert module.q4_recipe(c).endswith("10 epochs in bfloat16, flips and 2-pixel crops")
+    net = {"hidden_size": 50, "preprocess": "none", "learning_rate": 1e-4, "lr_schedule": "step",
+           "learning_rate_decay": 0.95, "reg": 0.25,
+           "dropout": 0.0, "flip": False, "batch_size": 200, "num_epochs": 4}
+    assert module.q3b_recipe(net) == ("50 hidden units, SGD learning rate 0.0001 (x 0.95 per epoch), L2 0.25, "
+                                      "dropout 0, batch 200, 4 epochs")
+    assert "inputs / their std" in module.q3b_recipe(net | {"preprocess": "scale"})
+    committed = json.loads((tmp_path / "checkout" / "results" / "q3b_best.json").read_text())["net_config"]
+    assert f"NumPy net, tuned: {module.q3b_recipe(committed)} (3 seeds" in module.table()
