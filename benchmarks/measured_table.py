@@ -62,28 +62,30 @@ def pm(res: dict, key: str, path: Path) -> str:
 NAMES = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD", "onecycle": "one-cycle"}
 
 
-def q3b_recipe(c: dict) -> str:
-    """The tested NumPy net's settings from its record (results/q3b_best.json, ``net_config``), in a few words."""
-    schedule = {"cosine": "cosine to 0", "step": f"x {c.get('learning_rate_decay', 0.95):g} per epoch"}.get(
-        c.get("lr_schedule"), c.get("lr_schedule"))
-    parts = [f"{c.get('hidden_size')} hidden units", "inputs / their std" if c.get("preprocess") == "scale" else "",
-             f"SGD learning rate {c.get('learning_rate'):g} ({schedule})", f"L2 {c.get('reg'):g}",
-             f"dropout {c.get('dropout'):g}", "flips" if c.get("flip") else "", f"batch {c.get('batch_size')}",
-             f"{c.get('num_epochs')} epochs"]
+def q3b_recipe(c: dict, path: Path) -> str:
+    """The tested NumPy net's settings (``net_config`` of results/q3b_best.json) in a few words; NotARecord
+    names a missing or non-numeric setting."""
+    n = lambda key: number(c, key, path)  # noqa: E731
+    schedule = {"cosine": "cosine to 0"}.get(c.get("lr_schedule")) or f"x {n('learning_rate_decay'):g} per epoch"
+    parts = [f"{n('hidden_size')} hidden units", "inputs / their std" if c.get("preprocess") == "scale" else "",
+             f"SGD learning rate {n('learning_rate'):g} ({schedule})", f"L2 {n('reg'):g}", f"dropout {n('dropout'):g}",
+             "flips" if c.get("flip") else "", f"batch {n('batch_size')}", f"{n('num_epochs')} epochs"]
     return ", ".join(p for p in parts if p)
 
 
-def q4_recipe(c: dict) -> str:
-    """The tested MLP's settings from its record (results/q4_best.json, ``config``), in a few words."""
-    hidden = c.get("hidden_layers") or ["?"]
+def q4_recipe(c: dict, path: Path) -> str:
+    """The tested MLP's settings (``config`` of results/q4_best.json) in a few words; NotARecord names a missing
+    or non-numeric setting."""
+    n = lambda key: number(c, key, path)  # noqa: E731
+    hidden, crops = n("hidden_layers"), c.get("crop_padding")
     optimizer, schedule = (NAMES.get(c.get(k), c.get(k)) for k in ("optimizer", "schedule"))
-    crops = c.get("crop_padding")
     parts = [f"{len(hidden)} x {hidden[0]} hidden", "BatchNorm" if c.get("batch_norm") else "",
              "He initialisation" if c.get("init") == "kaiming" else "",
-             f"{optimizer} (weight decay {c.get('weight_decay'):g})", f"{schedule} learning rate, peak {c.get('lr'):g}",
-             f"batch {c.get('batch_size')}", f"{c.get('num_epochs')} epochs" + " in bfloat16" * bool(c.get("bfloat16")),
+             f"{optimizer} (weight decay {n('weight_decay'):g})", f"{schedule} learning rate, peak {n('lr'):g}",
+             f"batch {n('batch_size')}", f"{n('num_epochs')} epochs" + " in bfloat16" * bool(c.get("bfloat16")),
              " and ".join(["flips"] * bool(c.get("flip")) + [f"{crops}-pixel crops"] * bool(crops))]
     return ", ".join(p for p in parts if p)
+
 
 def table() -> str:
     runs = {p.stem: full_run(nbformat.read(p, as_version=4).metadata.get("aml_run", {}), p, "aml_run.smoke")
@@ -100,12 +102,12 @@ def table() -> str:
         ("Q3a", "toy data, final SGD training loss (target below 0.02)", f"{number(q3a, 'final_loss', p3a):.4f}", ""),
         ("Q3b", "NumPy net, the handout's defaults (3 seeds)",
          f"{number(q3b, 'default_val_acc', p3b):.3f} ± {number(q3b, 'default_val_acc_std', p3b):.3f}", ""),
-        ("Q3b", f"NumPy net, tuned: {q3b_recipe(q3b.get('net_config', {}))} (3 seeds; the median seed tested)",
+        ("Q3b", f"NumPy net, tuned: {q3b_recipe(q3b.get('net_config', {}), p3b)} (3 seeds; the median seed tested)",
          pm(q3b, "val_acc_seeds", p3b),
          f"{number(q3b, 'test_acc_full', p3b):.3f}"),
         ("Q4b", "two-layer MLP, the handout's settings (3 seeds)", f"{number(q4['handout_mlp'], 'validation', p4):.3f} "
          f"± {number(q4['handout_mlp'], 'validation_std', p4):.3f}", ""),
-        ("Q4c", f"MLP depth {q4.get('depth')}, tuned: {q4_recipe(q4.get('config', {}))} (3 seeds; the median seed "
+        ("Q4c", f"MLP depth {q4.get('depth')}, tuned: {q4_recipe(q4.get('config', {}), p4)} (3 seeds; the median seed "
          "tested)", pm(q4, "val_acc_seeds", p4),
          f"{number(q4, 'test_acc_full', p4):.3f}"),
     ]

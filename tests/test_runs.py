@@ -220,20 +220,29 @@ def test_measured_table_refuses_values_that_are_not_finite(monkeypatch, tmp_path
 
 
 def test_measured_table_recipes_say_what_the_records_hold(monkeypatch, tmp_path):
-    module, _ = _measured_table(monkeypatch, tmp_path)
+    module, root = _measured_table(monkeypatch, tmp_path)
+    p3b, p4 = root / "results" / "q3b_best.json", root / "results" / "q4_best.json"
     c = {"hidden_layers": [512, 512, 512], "batch_norm": False, "init": "handout", "optimizer": "adam",
          "weight_decay": 1e-3, "schedule": "step", "lr": 1e-3, "batch_size": 200, "num_epochs": 10,
          "bfloat16": False, "flip": False, "crop_padding": 0}
-    assert module.q4_recipe(c) == ("3 x 512 hidden, Adam (weight decay 0.001), step learning rate, peak 0.001, "
-                                   "batch 200, 10 epochs")
+    assert module.q4_recipe(c, p4) == ("3 x 512 hidden, Adam (weight decay 0.001), step learning rate, peak 0.001, "
+                                       "batch 200, 10 epochs")
     c |= {"batch_norm": True, "init": "kaiming", "bfloat16": True, "flip": True, "crop_padding": 2}
-    assert "BatchNorm, He initialisation" in module.q4_recipe(c)
-    assert module.q4_recipe(c).endswith("10 epochs in bfloat16, flips and 2-pixel crops")
+    assert "BatchNorm, He initialisation" in module.q4_recipe(c, p4)
+    assert module.q4_recipe(c, p4).endswith("10 epochs in bfloat16, flips and 2-pixel crops")
     net = {"hidden_size": 50, "preprocess": "none", "learning_rate": 1e-4, "lr_schedule": "step",
-           "learning_rate_decay": 0.95, "reg": 0.25,
-           "dropout": 0.0, "flip": False, "batch_size": 200, "num_epochs": 4}
-    assert module.q3b_recipe(net) == ("50 hidden units, SGD learning rate 0.0001 (x 0.95 per epoch), L2 0.25, "
-                                      "dropout 0, batch 200, 4 epochs")
-    assert "inputs / their std" in module.q3b_recipe(net | {"preprocess": "scale"})
-    committed = json.loads((tmp_path / "checkout" / "results" / "q3b_best.json").read_text())["net_config"]
-    assert f"NumPy net, tuned: {module.q3b_recipe(committed)} (3 seeds" in module.table()
+           "learning_rate_decay": 0.95, "reg": 0.25, "dropout": 0.0, "flip": False, "batch_size": 200, "num_epochs": 4}
+    assert module.q3b_recipe(net, p3b) == ("50 hidden units, SGD learning rate 0.0001 (x 0.95 per epoch), L2 0.25, "
+                                           "dropout 0, batch 200, 4 epochs")
+    assert "inputs / their std" in module.q3b_recipe(net | {"preprocess": "scale"}, p3b)
+    committed = json.loads(p3b.read_text())["net_config"]
+    assert f"NumPy net, tuned: {module.q3b_recipe(committed, p3b)} (3 seeds" in module.table()
+
+def test_measured_table_refuses_a_recipe_without_a_setting_naming_it(monkeypatch, tmp_path):
+    module, root = _measured_table(monkeypatch, tmp_path)
+    path = root / "results" / "q4_best.json"
+    record = json.loads(path.read_text())
+    del record["config"]["lr"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(module.NotARecord, match=r"q4_best.json: field 'lr' is None, not a finite number"):
+        module.table()
